@@ -31,9 +31,10 @@ SKIPPED_KINDS = {
 def make_strict(schema):
     """Return a copy of schema in which objects with listed properties reject unknown ones.
 
-    The API server prunes unknown fields of a custom resource silently, unless
-    kubectl asks for strict field validation (its default since 1.25), which
-    rejects them. This mirrors the latter, so a misspelt field fails here.
+    The API server silently prunes unknown fields of a custom resource, unless
+    the client requests strict field validation (kubectl's default,
+    --validate=strict), which rejects them. This check does the same, so a
+    misspelt field fails here.
     """
     if isinstance(schema, list):
         return [make_strict(item) for item in schema]
@@ -82,7 +83,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("manifests", nargs="+", help="multi-document YAML files, as kubectl kustomize writes them")
     parser.add_argument("--kubernetes-version", action="append", required=True,
-                        help="Kubernetes version to validate built-in kinds against, such as 1.33.0; repeatable")
+                        help="Kubernetes version to validate built-in kinds against, such as 1.33.0. Repeat for more versions")
     parser.add_argument("--keda-schemas", required=True, help="folder with KEDA's CRD YAML files")
     args = parser.parse_args()
 
