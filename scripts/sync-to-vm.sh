@@ -18,6 +18,8 @@
 #   -h, --help               print this help
 set -euo pipefail
 
+# The ~ stays literal on purpose: it stands for the home folder on the VM.
+# shellcheck disable=SC2088
 readonly DEFAULT_DESTINATION="~/mini-code-runner/mini-code-runner"
 # Patterns with a trailing slash match folders of that name at any depth.
 readonly EXCLUDES=(target/ node_modules/ .git/)

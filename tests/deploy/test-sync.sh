@@ -25,6 +25,14 @@ check() {
     fi
 }
 
+# Returns success when the command exits with the given status.
+exits_with() {
+    local expected="$1"
+    shift
+    "$@"
+    test $? -eq "$expected"
+}
+
 # A small tree with the script in it, since the script copies the tree it
 # lives in.
 SOURCE="$WORK/source"
@@ -70,11 +78,11 @@ check "dry run copies nothing" test ! -e "$DRY/Cargo.toml"
 
 # Usage errors
 
-check "no host is a usage error" bash -c '"$0" >/dev/null 2>&1; test $? -eq 2' "$SYNC"
-check "unknown option is a usage error" bash -c '"$0" --bogus host >/dev/null 2>&1; test $? -eq 2' "$SYNC"
-check "host and --local-dest together is a usage error" \
-    bash -c '"$0" --local-dest "$1" host >/dev/null 2>&1; test $? -eq 2' "$SYNC" "$WORK/x"
-check "--help prints usage" bash -c '"$0" --help | grep -q -- "--local-dest DIR"' "$SYNC"
+check "no host is a usage error" exits_with 2 bash "$SYNC"
+check "unknown option is a usage error" exits_with 2 bash "$SYNC" --bogus host
+check "host and --local-dest together is a usage error" exits_with 2 bash "$SYNC" --local-dest "$WORK/x" host
+bash "$SYNC" --help > "$WORK/help.txt"
+check "--help prints usage" grep -q -- "--local-dest DIR" "$WORK/help.txt"
 
 # Remote destination, through a stand-in ssh that records its arguments and
 # runs the remote command in a local folder playing the VM user's home.
@@ -108,6 +116,7 @@ check "ssh gets the host" grep -qE "^target (alice@)?vm.example$" "$FAKE_SSH_LOG
 check "ssh gets the user" grep -qE "^(option -l alice|target alice@vm.example)$" "$FAKE_SSH_LOG"
 check "ssh gets the port" grep -qx "option -p 2222" "$FAKE_SSH_LOG"
 
+# shellcheck disable=SC2088 # the literal ~ is the case under test
 check "custom destination exits 0" \
     env PATH="$FAKE_BIN:$PATH" bash "$SYNC" --destination "~/work/code runner" vm.example
 check "custom destination is created" test -f "$FAKE_HOME/work/code runner/Cargo.toml"
