@@ -14,6 +14,7 @@ each object and version pair counts once. Exits 1 when anything failed.
 
 import argparse
 import pathlib
+import re
 import sys
 
 import jsonschema
@@ -79,12 +80,23 @@ def validate_crd_object(obj, schema):
     return [f"{'.'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}" for error in errors]
 
 
+def yaml_blocks(markdown_path):
+    """Return the objects in the ```yaml code blocks of a Markdown file."""
+    text = pathlib.Path(markdown_path).read_text()
+    objects = []
+    for block in re.findall(r"^```yaml\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL):
+        objects.extend(obj for obj in yaml.safe_load_all(block) if obj)
+    return objects
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("manifests", nargs="+", help="multi-document YAML files, as kubectl kustomize writes them")
     parser.add_argument("--kubernetes-version", action="append", required=True,
                         help="Kubernetes version to validate built-in kinds against, such as 1.33.0. Repeat for more versions")
     parser.add_argument("--keda-schemas", required=True, help="folder with KEDA's CRD YAML files")
+    parser.add_argument("--markdown", action="append", default=[],
+                        help="Markdown file whose ```yaml blocks are validated too, such as docs/k3s.md. Repeat for more files")
     args = parser.parse_args()
 
     crd_schemas = load_crd_schemas(args.keda_schemas)
@@ -92,9 +104,12 @@ def main():
         print(f"FAIL no CustomResourceDefinition found in {args.keda_schemas}")
         return 1
 
+    sources = [(manifest, yaml.safe_load_all(pathlib.Path(manifest).read_text())) for manifest in args.manifests]
+    sources += [(markdown, yaml_blocks(markdown)) for markdown in args.markdown]
+
     passed = failed = 0
-    for manifest in args.manifests:
-        for obj in yaml.safe_load_all(pathlib.Path(manifest).read_text()):
+    for manifest, objects in sources:
+        for obj in objects:
             if not obj:
                 continue
             key = (obj.get("apiVersion"), obj.get("kind"))
