@@ -1,0 +1,110 @@
+//! Middleware: bearer tokens, HTTP metrics, and the guarantee that every
+//! error response carries the JSON error shape.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::error::{body_for_status, ApiError};
+use crate::metrics;
+
+/// Routes open without a token: probes, metrics and the UI's static files.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/health" | "/ready" | "/metrics" | "/") || path.starts_with("/ui/")
+}
+
+pub async fn authenticate(tokens: Arc<Vec<String>>, request: Request, next: Next) -> Response {
+    if tokens.is_empty() || is_public(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    let accepted = presented.is_some_and(|presented| {
+        tokens
+            .iter()
+            .any(|token| constant_time_eq(token.as_bytes(), presented.as_bytes()))
+    });
+    if accepted {
+        next.run(request).await
+    } else {
+        let mut response = ApiError::Unauthorized.into_response();
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        response
+    }
+}
+
+/// Compares tokens in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+/// Counts and times each request by its route template, never by its raw path.
+pub async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let response = next.run(request).await;
+    metrics::record_http(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Replaces any error response that is not JSON (from axum itself or a layer)
+/// with the JSON error shape, keeping its status and headers such as `Allow`.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let body = serde_json::to_vec(&body_for_status(status)).expect("a JSON value serializes");
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+pub async fn not_found(request: Request) -> Response {
+    let message = format!("no route for {} {}", request.method(), request.uri().path());
+    (
+        StatusCode::NOT_FOUND,
+        Json(
+            serde_json::json!({"error": {"code": "not_found", "message": message, "field": null}}),
+        ),
+    )
+        .into_response()
+}

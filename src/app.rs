@@ -1,0 +1,125 @@
+//! Wiring of the `api`, `worker` and `dev` processes and their shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::routing::get;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::events::EventHub;
+use crate::executor::local::LocalExecutor;
+use crate::executor::Executor;
+use crate::metrics;
+use crate::status::StatusView;
+use crate::store::RunStore;
+use crate::worker::Worker;
+
+/// Cancels the token on SIGTERM or Ctrl-C.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler succeeds in a new process");
+        tokio::select! {
+            _ = terminate.recv() => info!("SIGTERM received"),
+            _ = tokio::signal::ctrl_c() => info!("interrupt received"),
+        }
+        trigger.cancel();
+    });
+    token
+}
+
+async fn serve(
+    router: Router,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr}; set LISTEN_ADDR or METRICS_ADDR to a free address")
+    })?;
+    info!(%addr, "listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("the HTTP server failed")
+}
+
+fn api_state(config: &Arc<Config>, store: &Arc<RunStore>, stop: &CancellationToken) -> AppState {
+    let handle = metrics::install();
+    metrics::spawn_upkeep(handle.clone());
+    let status = StatusView::new(Arc::clone(store), None);
+    status.spawn_sampler(stop.clone());
+    AppState {
+        config: Arc::clone(config),
+        store: Arc::clone(store),
+        events: EventHub::start(Arc::clone(store), stop.clone()),
+        status,
+        metrics: handle,
+        cancel_hook: None,
+    }
+}
+
+/// `code-runner api`: the HTTP API alone.
+pub async fn run_api(config: Config) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let store = Arc::new(RunStore::new(&config)?);
+    let shutdown = shutdown_on_signal();
+    let state = api_state(&config, &store, &shutdown);
+    serve(api::router(state), config.listen_addr, shutdown).await
+}
+
+/// `code-runner dev`: the API and a worker with the local executor in one process.
+pub async fn run_dev(config: Config) -> anyhow::Result<()> {
+    warn!("dev mode runs programs as local processes: this is not a sandbox for untrusted code");
+    let config = Arc::new(config);
+    let store = Arc::new(RunStore::new(&config)?);
+    let shutdown = shutdown_on_signal();
+    let state = api_state(&config, &store, &shutdown);
+
+    let executor: Arc<dyn Executor> =
+        Arc::new(Arc::new(LocalExecutor::new(&config, Arc::clone(&store))));
+    let worker = Worker::new(&config, Arc::clone(&store), executor);
+    let worker_task = tokio::spawn(worker.run(shutdown.clone()));
+
+    info!(url = %format!("http://{}/", config.listen_addr), "code-runner dev is up");
+    let served = serve(api::router(state), config.listen_addr, shutdown.clone()).await;
+    shutdown.cancel();
+    worker_task.await.context("the worker task panicked")?;
+    served
+}
+
+/// `code-runner worker`: queue consumers with the local executor, and a
+/// metrics listener. The Kubernetes executor plugs in here.
+pub async fn run_worker(config: Config) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let store = Arc::new(RunStore::new(&config)?);
+    let shutdown = shutdown_on_signal();
+    let handle = metrics::install();
+    metrics::spawn_upkeep(handle.clone());
+
+    let executor: Arc<dyn Executor> =
+        Arc::new(Arc::new(LocalExecutor::new(&config, Arc::clone(&store))));
+    let worker = Worker::new(&config, Arc::clone(&store), executor);
+    let worker_task = tokio::spawn(worker.run(shutdown.clone()));
+
+    let router = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let handle = handle.clone();
+                async move { handle.render() }
+            }),
+        );
+    let served = serve(router, config.metrics_addr, shutdown.clone()).await;
+    shutdown.cancel();
+    worker_task.await.context("the worker task panicked")?;
+    served
+}

@@ -1,0 +1,219 @@
+//! Process isolation for the local executor: a new session and process group,
+//! resource limits, and where the kernel allows it, new network and PID
+//! namespaces and an unprivileged user.
+//!
+//! The program is started through a small init step of this same binary
+//! (`code-runner __sandbox-init`), which forks the interpreter as PID 1 of the
+//! new PID namespace. When that process dies, the kernel kills everything left
+//! in the namespace, so a program that forks, calls `setsid` or ignores
+//! SIGTERM cannot outlive its run.
+
+use std::ffi::CString;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::sched::CloneFlags;
+use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult, Gid, Uid};
+
+/// First argument that selects the init step in `main`.
+pub const INIT_ARG: &str = "__sandbox-init";
+/// User and group that programs run as when the worker runs as root.
+const UNPRIVILEGED_ID: u32 = 65534;
+
+/// Which isolation the kernel grants this process, found once at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Support {
+    /// New network and PID namespaces can be created.
+    pub namespaces: bool,
+    /// They need a new user namespace because this process is not root.
+    pub user_namespace: bool,
+    /// Programs can be started as an unprivileged user.
+    pub drop_user: bool,
+}
+
+impl Support {
+    /// Tries each kind of isolation on a throwaway child.
+    pub fn probe() -> Self {
+        let root = Uid::effective().is_root();
+        let try_unshare = |flags: CloneFlags| {
+            let mut command = Command::new("/bin/true");
+            // SAFETY: the closure only calls `unshare`, which is async-signal-safe.
+            unsafe {
+                command.pre_exec(move || nix::sched::unshare(flags).map_err(std::io::Error::from));
+            }
+            command.status().is_ok_and(|status| status.success())
+        };
+        let base = CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWPID;
+        if try_unshare(base) {
+            Support {
+                namespaces: true,
+                user_namespace: false,
+                drop_user: root,
+            }
+        } else if try_unshare(base | CloneFlags::CLONE_NEWUSER) {
+            Support {
+                namespaces: true,
+                user_namespace: true,
+                drop_user: false,
+            }
+        } else {
+            Support {
+                namespaces: false,
+                user_namespace: false,
+                drop_user: root,
+            }
+        }
+    }
+}
+
+/// Resource limits applied to the program and everything it starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub cpu_seconds: u64,
+    pub memory_bytes: u64,
+    pub processes: u64,
+    pub file_bytes: u64,
+    pub open_files: u64,
+}
+
+/// Builds the command that runs `program args` in `workdir` inside the sandbox.
+pub fn command(
+    support: Support,
+    limits: Limits,
+    workdir: &std::path::Path,
+    program: &str,
+    args: &[&str],
+) -> std::io::Result<Command> {
+    let exe = std::env::current_exe()?;
+    let mut command = Command::new(exe);
+    command
+        .arg(INIT_ARG)
+        .arg(if support.drop_user { "drop" } else { "keep" })
+        .arg(workdir)
+        .arg(program)
+        .args(args)
+        .current_dir(workdir);
+
+    let mut flags = CloneFlags::empty();
+    if support.namespaces {
+        flags |= CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWPID;
+        if support.user_namespace {
+            flags |= CloneFlags::CLONE_NEWUSER;
+        }
+    }
+
+    // SAFETY: between fork and exec the closure calls only async-signal-safe
+    // system calls (setsid, prctl, setrlimit, unshare) and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            set_parent_death_signal()?;
+            apply_limits(limits)?;
+            if !flags.is_empty() {
+                nix::sched::unshare(flags).map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        });
+    }
+    Ok(command)
+}
+
+fn set_parent_death_signal() -> std::io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and changes only this process.
+    let result = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn apply_limits(limits: Limits) -> std::io::Result<()> {
+    let set =
+        |resource, value: u64| setrlimit(resource, value, value).map_err(std::io::Error::from);
+    // The soft CPU limit sends SIGXCPU; the hard limit one second later sends SIGKILL.
+    setrlimit(
+        Resource::RLIMIT_CPU,
+        limits.cpu_seconds,
+        limits.cpu_seconds + 1,
+    )
+    .map_err(std::io::Error::from)?;
+    // RLIMIT_DATA rather than RLIMIT_AS: V8 reserves far more address space than it uses.
+    set(Resource::RLIMIT_DATA, limits.memory_bytes)?;
+    set(Resource::RLIMIT_NPROC, limits.processes)?;
+    set(Resource::RLIMIT_FSIZE, limits.file_bytes)?;
+    set(Resource::RLIMIT_NOFILE, limits.open_files)?;
+    set(Resource::RLIMIT_CORE, 0)?;
+    Ok(())
+}
+
+/// The init step: forks the program as the first process of the new PID
+/// namespace, waits for it and exits the way it did. Runs before any runtime
+/// or thread starts, so forking here is safe.
+pub fn run_init(args: &[String]) -> ! {
+    let [drop_user, workdir, program, rest @ ..] = args else {
+        eprintln!("usage: code-runner {INIT_ARG} drop|keep WORKDIR PROGRAM [ARGS...]");
+        std::process::exit(125);
+    };
+    let argv: Vec<CString> = std::iter::once(program)
+        .chain(rest)
+        .map(|arg| {
+            CString::new(arg.as_str()).expect("arguments come from the worker without NUL bytes")
+        })
+        .collect();
+    let program = argv[0].clone();
+    let drop_user = drop_user == "drop";
+
+    // SAFETY: this process is single-threaded at this point.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            if let Err(error) = enter_program(drop_user, workdir) {
+                eprintln!("code-runner: cannot start the program: {error}");
+                std::process::exit(126);
+            }
+            let error = nix::unistd::execvp(&program, &argv).unwrap_err();
+            eprintln!("code-runner: cannot run {program:?}: {error}");
+            std::process::exit(127);
+        }
+        Ok(ForkResult::Parent { child }) => loop {
+            match waitpid(child, None) {
+                Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
+                Ok(WaitStatus::Signaled(_, signal, _)) => exit_by_signal(signal),
+                Ok(_) => continue,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(error) => {
+                    eprintln!("code-runner: waiting for the program failed: {error}");
+                    std::process::exit(125);
+                }
+            }
+        },
+        Err(error) => {
+            eprintln!("code-runner: fork failed: {error}");
+            std::process::exit(125);
+        }
+    }
+}
+
+fn enter_program(drop_user: bool, workdir: &str) -> nix::Result<()> {
+    set_parent_death_signal().map_err(|_| nix::errno::Errno::last())?;
+    if drop_user {
+        nix::unistd::setgroups(&[])?;
+        nix::unistd::setgid(Gid::from_raw(UNPRIVILEGED_ID))?;
+        nix::unistd::setuid(Uid::from_raw(UNPRIVILEGED_ID))?;
+    }
+    nix::unistd::chdir(workdir)?;
+    Ok(())
+}
+
+/// Ends this process with the signal that ended the program, so the worker sees it.
+fn exit_by_signal(signal: Signal) -> ! {
+    // SAFETY: restoring the default action of a signal has no memory effects.
+    unsafe {
+        libc::signal(signal as libc::c_int, libc::SIG_DFL);
+    }
+    let _ = nix::sys::signal::raise(signal);
+    std::process::exit(128 + signal as i32);
+}

@@ -1,0 +1,172 @@
+//! The body of `POST /runs` and its validation.
+
+use serde::Deserialize;
+
+use super::Language;
+use crate::config::Config;
+
+/// The JSON body of `POST /runs`, as sent by the client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRun {
+    pub language: String,
+    pub code: String,
+    #[serde(default)]
+    pub timeout_seconds: Option<i64>,
+    #[serde(default)]
+    pub stdin: Option<String>,
+}
+
+/// A create request that passed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatedRun {
+    pub language: Language,
+    pub code: String,
+    pub stdin: Option<String>,
+    pub timeout_seconds: u64,
+}
+
+/// A field of the request that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ValidationError {
+    pub field: &'static str,
+    pub message: String,
+    /// The value is within the request limits but larger than allowed (413, not 400).
+    pub too_large: bool,
+}
+
+impl ValidationError {
+    fn invalid(field: &'static str, message: String) -> Self {
+        Self {
+            field,
+            message,
+            too_large: false,
+        }
+    }
+}
+
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 30;
+
+impl CreateRun {
+    /// Checks every field against the configured limits.
+    pub fn validate(self, config: &Config) -> Result<ValidatedRun, ValidationError> {
+        let language: Language = self
+            .language
+            .parse()
+            .map_err(|message| ValidationError::invalid("language", message))?;
+
+        if self.code.trim().is_empty() {
+            return Err(ValidationError::invalid(
+                "code",
+                "code must not be empty".into(),
+            ));
+        }
+        if self.code.len() > config.run_max_code_bytes {
+            return Err(ValidationError {
+                field: "code",
+                message: format!(
+                    "code is {} bytes, larger than the limit of {} bytes",
+                    self.code.len(),
+                    config.run_max_code_bytes
+                ),
+                too_large: true,
+            });
+        }
+
+        if let Some(stdin) = &self.stdin {
+            if stdin.len() > config.run_max_stdin_bytes {
+                return Err(ValidationError {
+                    field: "stdin",
+                    message: format!(
+                        "stdin is {} bytes, larger than the limit of {} bytes",
+                        stdin.len(),
+                        config.run_max_stdin_bytes
+                    ),
+                    too_large: true,
+                });
+            }
+        }
+
+        let max = config.run_max_timeout_seconds;
+        let timeout_seconds = match self.timeout_seconds {
+            None => DEFAULT_TIMEOUT_SECONDS.min(max),
+            Some(value) if value >= 1 && value as u64 <= max => value as u64,
+            Some(value) => {
+                return Err(ValidationError::invalid(
+                    "timeout_seconds",
+                    format!("timeout_seconds must be a whole number from 1 to {max} (got {value})"),
+                ))
+            }
+        };
+
+        Ok(ValidatedRun {
+            language,
+            code: self.code,
+            stdin: self.stdin.filter(|stdin| !stdin.is_empty()),
+            timeout_seconds,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Mode;
+
+    fn config() -> Config {
+        Config::from_lookup(Mode::Dev, |name| match name {
+            "RUN_MAX_CODE_BYTES" => Some("100".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    fn request(language: &str, code: &str, timeout: Option<i64>) -> CreateRun {
+        CreateRun {
+            language: language.into(),
+            code: code.into(),
+            timeout_seconds: timeout,
+            stdin: None,
+        }
+    }
+
+    #[test]
+    fn valid_request_gets_default_timeout() {
+        let run = request("node", "console.log(1)", None)
+            .validate(&config())
+            .unwrap();
+        assert_eq!(run.language, Language::Javascript);
+        assert_eq!(run.timeout_seconds, 30);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases = [
+            (request("cobol", "x", None), "language", false),
+            (request("python", "", None), "code", false),
+            (request("python", "   \n", None), "code", false),
+            (request("python", &"x".repeat(101), None), "code", true),
+            (request("python", "x", Some(0)), "timeout_seconds", false),
+            (request("python", "x", Some(-1)), "timeout_seconds", false),
+            (
+                request("python", "x", Some(100_000)),
+                "timeout_seconds",
+                false,
+            ),
+        ];
+        for (request, field, too_large) in cases {
+            let error = request.clone().validate(&config()).unwrap_err();
+            assert_eq!(error.field, field, "{request:?}");
+            assert_eq!(error.too_large, too_large, "{request:?}");
+        }
+    }
+
+    #[test]
+    fn timeout_error_names_value() {
+        let error = request("python", "x", Some(100_000))
+            .validate(&config())
+            .unwrap_err();
+        assert!(error.message.contains("100000"), "{}", error.message);
+    }
+}
