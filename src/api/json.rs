@@ -66,7 +66,13 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = error.path().to_string();
         let inner = error.into_inner();
         let detail = inner.to_string();
-        let field = if path != "." {
+        let syntax = matches!(
+            inner.classify(),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+        );
+        let field = if syntax {
+            None
+        } else if path != "." {
             Some(path)
         } else {
             field_in_message(&detail)
