@@ -1,22 +1,30 @@
-//! Serving an axum router over TLS, shared by the kubelet log endpoint and
-//! the fault proxy.
+//! Serving HTTP/1.1 over TLS, shared by the kubelet log endpoint and the
+//! fault proxy.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
+use hyper::body::{Body, Incoming};
+use hyper::service::Service;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-/// Accepts TLS connections on `listener` and serves each with `router`
-/// until the process ends. A failed handshake only ends that connection.
-pub async fn serve_tls(
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    router: axum::Router,
-) {
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Accepts TLS connections on `listener` and serves each with `service`
+/// until the process ends. A failed handshake only ends that connection,
+/// and so does a service error, which closes it without a response.
+pub async fn serve_tls<S, B>(listener: TcpListener, tls: Arc<rustls::ServerConfig>, service: S)
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     let acceptor = TlsAcceptor::from(tls);
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -28,7 +36,7 @@ pub async fn serve_tls(
             }
         };
         let acceptor = acceptor.clone();
-        let router = router.clone();
+        let service = service.clone();
         tokio::spawn(async move {
             let stream = match acceptor.accept(stream).await {
                 Ok(stream) => stream,
@@ -37,20 +45,13 @@ pub async fn serve_tls(
                     return;
                 }
             };
-            serve_connection(TokioIo::new(stream), peer, router).await;
+            let connection = auto::Builder::new(TokioExecutor::new());
+            if let Err(error) = connection
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
         });
-    }
-}
-
-async fn serve_connection<I>(io: I, peer: SocketAddr, router: axum::Router)
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let service = TowerToHyperService::new(router);
-    if let Err(error) = auto::Builder::new(TokioExecutor::new())
-        .serve_connection_with_upgrades(io, service)
-        .await
-    {
-        tracing::debug!(%error, %peer, "connection ended with an error");
     }
 }

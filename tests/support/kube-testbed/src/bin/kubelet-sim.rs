@@ -89,13 +89,9 @@ async fn main() -> anyhow::Result<()> {
         memory_poll_interval: Duration::from_millis(args.memory_poll_millis),
     };
     tracing::info!(nodes = ?config.nodes.iter().map(|node| &node.name).collect::<Vec<_>>(), "kubelet-sim starting");
-    tokio::select! {
-        result = kubelet::run(client, config) => result,
-        _ = shutdown_signal() => {
-            tracing::info!("kubelet-sim stopping");
-            Ok(())
-        }
-    }
+    let result = kubelet::run(client, config, shutdown_signal()).await;
+    tracing::info!("kubelet-sim stopped");
+    result
 }
 
 async fn shutdown_signal() {

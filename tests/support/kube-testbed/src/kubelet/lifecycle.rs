@@ -163,7 +163,7 @@ impl PodTask<'_> {
             .await
             {
                 Ok(command) => break command,
-                Err(error @ (PrepareError::ConfigMapMissing { .. } | PrepareError::Kube(_))) => {
+                Err(error @ (PrepareError::SourceMissing { .. } | PrepareError::Kube(_))) => {
                     tracing::warn!(%error, "volume setup failed, retrying in 1s");
                     if let Some(ending) = self.pause(Duration::from_secs(1), deadline).await {
                         return self.end_before_start(ending).await;
@@ -211,6 +211,8 @@ impl PodTask<'_> {
                 return true;
             }
         };
+        self.handle
+            .set_process_group(running.process_group.as_raw());
         self.handle
             .set_container(name, ContainerView::Started(store));
         tracing::info!(program = %command.program.display(), args = ?command.args, "container started");
@@ -293,6 +295,7 @@ impl PodTask<'_> {
             }
         };
         running.drain_output(Duration::from_secs(2)).await;
+        self.handle.set_process_group(0);
         let finished_at = Utc::now();
 
         let exit_code = match status {

@@ -12,6 +12,7 @@ mod process;
 mod quantity;
 mod registry;
 mod status;
+mod volumes;
 mod workspace;
 
 use std::collections::HashSet;
@@ -37,8 +38,13 @@ pub struct Config {
 }
 
 /// Registers the nodes, starts their heartbeats and log endpoints, and runs
-/// Pods until the Pod watch fails for good.
-pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
+/// Pods until `shutdown` completes or the Pod watch fails for good. Kills
+/// every container process before returning.
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     tokio::fs::create_dir_all(&config.work_dir)
         .await
         .with_context(|| format!("failed to create work dir {}", config.work_dir.display()))?;
@@ -54,7 +60,10 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         tokio::spawn(crate::net::serve_tls(
             listener,
             tls.clone(),
-            log_server::router(&spec.name, registry.clone()),
+            hyper_util::service::TowerToHyperService::new(log_server::router(
+                &spec.name,
+                registry.clone(),
+            )),
         ));
     }
     for spec in &config.nodes {
@@ -70,11 +79,35 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
 
     let context = lifecycle::Context {
         client,
-        registry,
+        registry: registry.clone(),
         interpreters: config.interpreters,
         work_dir: config.work_dir,
         memory_poll: config.memory_poll_interval,
     };
     let names: HashSet<String> = config.nodes.iter().map(|spec| spec.name.clone()).collect();
-    pods::watch_pods(context, names).await
+    let result = tokio::select! {
+        result = pods::watch_pods(context, names) => result,
+        _ = shutdown => Ok(()),
+    };
+    kill_all(&registry);
+    result
+}
+
+/// Kills the process group of every running container, so that no
+/// container outlives the simulator.
+fn kill_all(registry: &registry::PodRegistry) {
+    for handle in registry.handles() {
+        let Some(group) = handle.process_group() else {
+            continue;
+        };
+        let group = nix::unistd::Pid::from_raw(group);
+        match nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL) {
+            Ok(()) => {
+                tracing::info!(namespace = %handle.namespace, pod = %handle.name, "container killed at shutdown")
+            }
+            Err(error) => {
+                tracing::debug!(%error, pod = %handle.name, "container process group already gone")
+            }
+        }
+    }
 }

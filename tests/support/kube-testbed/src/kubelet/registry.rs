@@ -2,7 +2,7 @@
 //! lifecycle tasks wait on and the log each container writes.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
@@ -29,6 +29,8 @@ pub struct PodHandle {
     pub gone: CancellationToken,
     /// Grace period of the requested deletion, in seconds.
     deletion_grace_seconds: AtomicI64,
+    /// Process group of the running container, 0 when none runs.
+    process_group: AtomicI32,
     containers: Mutex<HashMap<String, ContainerView>>,
 }
 
@@ -42,6 +44,7 @@ impl PodHandle {
             deletion: CancellationToken::new(),
             gone: CancellationToken::new(),
             deletion_grace_seconds: AtomicI64::new(30),
+            process_group: AtomicI32::new(0),
             containers: Mutex::new(HashMap::new()),
         }
     }
@@ -54,6 +57,14 @@ impl PodHandle {
 
     pub fn deletion_grace_seconds(&self) -> i64 {
         self.deletion_grace_seconds.load(Ordering::Relaxed)
+    }
+
+    pub fn set_process_group(&self, group: i32) {
+        self.process_group.store(group, Ordering::Relaxed);
+    }
+
+    pub fn process_group(&self) -> Option<i32> {
+        Some(self.process_group.load(Ordering::Relaxed)).filter(|group| *group > 0)
     }
 
     pub fn set_container(&self, name: &str, view: ContainerView) {
@@ -96,6 +107,10 @@ impl PodRegistry {
 
     pub fn remove(&self, uid: &str) {
         self.lock().remove(uid);
+    }
+
+    pub fn handles(&self) -> Vec<Arc<PodHandle>> {
+        self.lock().values().cloned().collect()
     }
 
     pub fn uids(&self) -> Vec<String> {

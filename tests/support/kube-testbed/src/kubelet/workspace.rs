@@ -2,14 +2,14 @@
 //! links, and the host command that stands in for the container.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Volume};
-use kube::{Api, Client};
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kube::Client;
 
 use super::image::ImageKind;
 use super::paths::PathMap;
+use super::volumes;
 
 /// Host programs that stand in for the interpreters of known images.
 #[derive(Debug, Clone)]
@@ -22,13 +22,14 @@ pub struct Interpreters {
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
     /// Worth retrying, as the kubelet does for a ConfigMap that appears later.
-    #[error("ConfigMap {namespace}/{name} for volume {volume} not found")]
-    ConfigMapMissing {
+    #[error("{kind} {namespace}/{name} for volume {volume} not found")]
+    SourceMissing {
+        kind: &'static str,
         namespace: String,
         name: String,
         volume: String,
     },
-    #[error("volume {volume} is of a type the simulated kubelet does not support (only configMap and emptyDir)")]
+    #[error("volume {volume} is of a type the simulated kubelet does not support (only configMap, secret, projected and emptyDir)")]
     UnsupportedVolume { volume: String },
     #[error("volumeMount {mount} names no volume of the Pod")]
     UnknownVolume { mount: String },
@@ -50,7 +51,7 @@ pub struct HostCommand {
     pub working_dir: PathBuf,
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PrepareError + '_ {
+pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PrepareError + '_ {
     move |source| PrepareError::Io {
         path: path.display().to_string(),
         source,
@@ -82,7 +83,7 @@ pub async fn prepare(
                 mount: mount.mount_path.clone(),
             })?;
         let volume_dir = root.join("volumes").join(&volume.name);
-        write_volume(client, namespace, volume, &volume_dir).await?;
+        volumes::write(client, namespace, volume, &volume_dir).await?;
         let host_path = match mount.sub_path.as_deref() {
             Some(sub_path) if !sub_path.is_empty() => volume_dir.join(sub_path),
             _ => volume_dir,
@@ -221,80 +222,6 @@ async fn link_interpreters(
         tokio::fs::symlink(target, &link)
             .await
             .map_err(io_error(&link))?;
-    }
-    Ok(())
-}
-
-async fn write_volume(
-    client: &Client,
-    namespace: &str,
-    volume: &Volume,
-    dir: &Path,
-) -> Result<(), PrepareError> {
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(io_error(dir))?;
-    if volume.empty_dir.is_some() {
-        return Ok(());
-    }
-    let Some(source) = &volume.config_map else {
-        return Err(PrepareError::UnsupportedVolume {
-            volume: volume.name.clone(),
-        });
-    };
-
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let Some(config_map) = api.get_opt(&source.name).await? else {
-        if source.optional == Some(true) {
-            return Ok(());
-        }
-        return Err(PrepareError::ConfigMapMissing {
-            namespace: namespace.to_string(),
-            name: source.name.clone(),
-            volume: volume.name.clone(),
-        });
-    };
-
-    let mut contents: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for (key, value) in config_map.data.unwrap_or_default() {
-        contents.insert(key, value.into_bytes());
-    }
-    for (key, value) in config_map.binary_data.unwrap_or_default() {
-        contents.insert(key, value.0);
-    }
-    let default_mode = source.default_mode.unwrap_or(0o644) as u32;
-    let files: Vec<(String, String, u32)> = match &source.items {
-        Some(items) => items
-            .iter()
-            .map(|item| {
-                (
-                    item.key.clone(),
-                    item.path.clone(),
-                    item.mode.map_or(default_mode, |mode| mode as u32),
-                )
-            })
-            .collect(),
-        None => contents
-            .keys()
-            .map(|key| (key.clone(), key.clone(), default_mode))
-            .collect(),
-    };
-    for (key, relative_path, mode) in files {
-        let Some(bytes) = contents.get(&key) else {
-            continue;
-        };
-        let path = dir.join(relative_path.trim_start_matches('/'));
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(io_error(parent))?;
-        }
-        tokio::fs::write(&path, bytes)
-            .await
-            .map_err(io_error(&path))?;
-        tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-            .await
-            .map_err(io_error(&path))?;
     }
     Ok(())
 }
