@@ -12,7 +12,7 @@
 //! - [`worker`]: the worker process: consumers, dispatch and shutdown.
 //! - [`executor`]: the [`executor::Executor`] trait and its implementations
 //!   (local child processes, Kubernetes Jobs).
-//! - [`kube`]: builders for the ConfigMap and Job of a run, and the client.
+//! - [`k8s`]: the Kubernetes client, and builders for the ConfigMap and Job of a run.
 //! - [`watcher`]: kube-runtime watches on runner Jobs and Pods, mapped to
 //!   run states.
 //! - [`events`]: the fan-out of `runs:events` to server-sent events and log
@@ -28,10 +28,12 @@ pub mod app;
 pub mod config;
 pub mod events;
 pub mod executor;
+pub mod k8s;
 pub mod metrics;
 pub mod queue;
 pub mod run;
 pub mod status;
 pub mod store;
 pub mod telemetry;
+pub mod watcher;
 pub mod worker;

@@ -92,6 +92,8 @@ pub struct RunSpec {
 pub struct Transition {
     /// True when this call changed the state, so this caller reports it.
     pub applied: bool,
+    /// True when the run already had this unfinished state and only its fields changed.
+    pub updated: bool,
     /// The state before the call, or `None` when the run does not exist.
     pub previous: Option<RunStatus>,
 }
@@ -257,6 +259,24 @@ impl RunStore {
         self.transition_with(id, status, fields, &[]).await
     }
 
+    /// Moves a run to a terminal state and stores its final logs in the same step.
+    pub async fn finish_with_logs(
+        &self,
+        id: &str,
+        status: RunStatus,
+        fields: &RunFields,
+        logs: &str,
+    ) -> Result<Transition> {
+        let ttl = self.retention.as_secs().to_string();
+        self.transition_with(
+            id,
+            status,
+            fields,
+            &[("__logs", logs), ("__logs_ttl", &ttl)],
+        )
+        .await
+    }
+
     /// Like [`transition`](Self::transition), with extra raw hash fields.
     pub async fn transition_with(
         &self,
@@ -272,6 +292,7 @@ impl RunStore {
             .key(keys::EVENTS)
             .key(keys::ACTIVE)
             .key(keys::QUEUE)
+            .key(keys::logs(id))
             .arg(id)
             .arg(status.as_str())
             .arg(format_timestamp(Utc::now()))
@@ -285,6 +306,7 @@ impl RunStore {
         let (applied, previous): (i64, String) = invocation.invoke_async(&mut connection).await?;
         Ok(Transition {
             applied: applied == 1,
+            updated: applied == 2,
             previous: previous.parse().ok(),
         })
     }

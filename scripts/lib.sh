@@ -1,0 +1,49 @@
+# Shared helpers for the setup and test scripts. Source it; it defines functions only.
+
+# Installs Debian packages that are missing, running apt-get update once.
+ensure_packages() {
+  local missing=()
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "==> installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  if [ -z "${APT_UPDATED:-}" ]; then
+    $sudo apt-get update -qq
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# Installs the interpreters the local executor runs, and Redis.
+ensure_runtime() {
+  local packages=()
+  command -v redis-server >/dev/null || packages+=(redis-server)
+  command -v redis-cli >/dev/null || packages+=(redis-tools)
+  command -v python3 >/dev/null || packages+=(python3)
+  command -v node >/dev/null || packages+=(nodejs)
+  [ ${#packages[@]} -eq 0 ] || ensure_packages "${packages[@]}"
+  if ! command -v cargo >/dev/null; then
+    echo "error: cargo (Rust 1.88 or newer) is required; install it with rustup and run this again" >&2
+    exit 1
+  fi
+}
+
+# Starts a Redis server on 127.0.0.1:6379 unless one answers there.
+ensure_redis() {
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "==> starting redis-server on 127.0.0.1:6379"
+  mkdir -p "${TMPDIR:-/tmp}/code-runner-redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir "${TMPDIR:-/tmp}/code-runner-redis" --logfile "${TMPDIR:-/tmp}/code-runner-redis/redis.log"
+  for _ in $(seq 1 50); do
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "error: redis-server did not start; see ${TMPDIR:-/tmp}/code-runner-redis/redis.log" >&2
+  exit 1
+}
