@@ -88,12 +88,12 @@ fn observe_pod(pod: &Pod) -> Option<Observation> {
                     .as_ref()
                     .and_then(|t| t.started_at.as_ref())
             })
-            .map(|time| format_time(time))
+            .map(format_time)
     });
     let finished_at = state
         .and_then(|state| state.terminated.as_ref())
         .and_then(|terminated| terminated.finished_at.as_ref())
-        .map(|time| format_time(time));
+        .map(format_time);
     let timeout = timeout_seconds(pod);
 
     let mut observation = match status.phase.as_deref() {
@@ -285,7 +285,7 @@ fn observe_job(job: &Job) -> Option<Observation> {
         observation.fields.finished_at = condition
             .last_transition_time
             .as_ref()
-            .map(|time| format_time(time));
+            .map(format_time);
         return Some(observation);
     }
     if active("Complete")
@@ -298,7 +298,7 @@ fn observe_job(job: &Job) -> Option<Observation> {
             .status
             .as_ref()
             .and_then(|status| status.completion_time.as_ref())
-            .map(|time| format_time(time));
+            .map(format_time);
         return Some(observation);
     }
     None
