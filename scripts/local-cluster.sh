@@ -115,8 +115,9 @@ build_kubernetes() {
     [ -n "$tree" ] || die "no unpacked kubernetes-* directory under $K8S_CACHE/src"
 
     # Vendored reflect2 1.0.1 calls reflect.mapiterinit with its pre-Go-1.18
-    # signature; built with Go 1.19, every JSON encoding of a map corrupts
-    # memory and kube-apiserver dies with 'fatal error: fault'. 1.0.2 fixes it.
+    # signature. Built with Go 1.19, every JSON encoding of a map then
+    # corrupts memory and kube-apiserver dies with 'fatal error: fault'.
+    # Version 1.0.2 fixes it.
     log "replacing vendored reflect2 with Debian's 1.0.2"
     rsync -a --delete /usr/share/gocode/src/github.com/modern-go/reflect2/ "$tree/vendor/github.com/modern-go/reflect2/"
     rm -f "$tree/vendor/github.com/modern-go/reflect2/go.mod"
@@ -263,6 +264,14 @@ start_component() {
     echo $! >"$PIDS/$name.pid"
 }
 
+# True while $1 runs; a zombie waiting for its parent to reap it counts as
+# stopped.
+alive() {
+    local state
+    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
 stop_component() {
     local name=$1 pid
     pid=$(pid_of "$name") || {
@@ -272,7 +281,7 @@ stop_component() {
     log "stopping $name (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
     local waited=0
-    while kill -0 "$pid" 2>/dev/null; do
+    while alive "$pid"; do
         if [ $waited -ge 100 ]; then
             log "$name did not stop within 10s, sending SIGKILL"
             kill -KILL "$pid" 2>/dev/null || true

@@ -1,6 +1,6 @@
 //! The life of one Pod on a simulated node: ContainerCreating, image check,
 //! files, the host process, its end (exit, OOM kill, deadline, deletion),
-//! and finally the Pod object's removal once the API server asks for it.
+//! and finally the Pod object's removal after its deletion is requested.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,7 +37,7 @@ enum Ending {
     OutOfMemory,
     Deadline,
     Deleted,
-    Gone,
+    Removed,
 }
 
 struct PodTask<'a> {
@@ -50,7 +50,7 @@ struct PodTask<'a> {
     start_time: DateTime<Utc>,
 }
 
-/// Runs the Pod until it is gone from the API server, then removes its
+/// Runs the Pod until it is removed from the API server, then removes its
 /// files and its registry entry. The caller attaches the Pod's tracing span.
 pub async fn run_pod(context: Context, handle: Arc<PodHandle>, pod: Pod) {
     let namespace = handle.namespace.clone();
@@ -95,10 +95,10 @@ pub async fn run_pod(context: Context, handle: Arc<PodHandle>, pod: Pod) {
     if finished {
         tokio::select! {
             _ = handle.deletion.cancelled() => {}
-            _ = handle.gone.cancelled() => {}
+            _ = handle.removed.cancelled() => {}
         }
     }
-    if !handle.gone.is_cancelled() {
+    if !handle.removed.is_cancelled() {
         let params = DeleteParams {
             grace_period_seconds: Some(0),
             preconditions: Some(Preconditions {
@@ -269,7 +269,7 @@ impl PodTask<'_> {
             }
             _ = sleep_until(deadline) => Ending::Deadline,
             _ = self.handle.deletion.cancelled() => Ending::Deleted,
-            _ = self.handle.gone.cancelled() => Ending::Gone,
+            _ = self.handle.removed.cancelled() => Ending::Removed,
         }
     }
 
@@ -287,7 +287,7 @@ impl PodTask<'_> {
                     Duration::from_secs(self.handle.deletion_grace_seconds().max(0) as u64);
                 (running.terminate(deletion_grace).await, None)
             }
-            Ending::Gone => {
+            Ending::Removed => {
                 let _ = running.kill().await;
                 running.drain_output(Duration::from_secs(1)).await;
                 tracing::info!("Pod deleted from the API server, container killed");
@@ -365,7 +365,7 @@ impl PodTask<'_> {
                     .await;
                 true
             }
-            Ending::Gone => false,
+            Ending::Removed => false,
             Ending::Deleted | Ending::Exited(_) | Ending::OutOfMemory => true,
         }
     }
@@ -387,7 +387,7 @@ impl PodTask<'_> {
         tokio::select! {
             _ = sleep_until(deadline) => Ending::Deadline,
             _ = self.handle.deletion.cancelled() => Ending::Deleted,
-            _ = self.handle.gone.cancelled() => Ending::Gone,
+            _ = self.handle.removed.cancelled() => Ending::Removed,
         }
     }
 

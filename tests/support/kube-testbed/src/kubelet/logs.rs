@@ -127,14 +127,14 @@ impl LogReader {
             }
             let progress = *self.progress.borrow_and_update();
             if self.offset < progress.length {
-                let wanted = (progress.length - self.offset)
+                let length = (progress.length - self.offset)
                     .min(self.remaining)
                     .min(CHUNK_BYTES);
-                let mut buffer = vec![0u8; wanted as usize];
+                let mut buffer = vec![0u8; length as usize];
                 self.file.seek(SeekFrom::Start(self.offset)).await?;
                 self.file.read_exact(&mut buffer).await?;
-                self.offset += wanted;
-                self.remaining -= wanted;
+                self.offset += length;
+                self.remaining -= length;
                 return Ok(Some(Bytes::from(buffer)));
             }
             if !self.follow || progress.finished {

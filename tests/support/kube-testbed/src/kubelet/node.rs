@@ -88,13 +88,13 @@ pub async fn heartbeat(client: Client, spec: NodeSpec, interval: Duration) {
 async fn remove_not_ready_taints(api: &Api<Node>, name: &str) -> Result<(), kube::Error> {
     let node = api.get(name).await?;
     let taints = node.spec.and_then(|spec| spec.taints).unwrap_or_default();
-    let kept: Vec<_> = taints
+    let remaining: Vec<_> = taints
         .iter()
         .filter(|taint| !NOT_READY_TAINTS.contains(&taint.key.as_str()))
         .cloned()
         .collect();
-    if kept.len() != taints.len() {
-        let patch = json!({ "spec": { "taints": kept } });
+    if remaining.len() != taints.len() {
+        let patch = json!({ "spec": { "taints": remaining } });
         api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
         tracing::info!(node = name, "not-ready taints removed");

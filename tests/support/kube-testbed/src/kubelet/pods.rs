@@ -45,7 +45,7 @@ pub async fn watch_pods(context: Context, nodes: HashSet<String>) -> anyhow::Res
                 for uid in context.registry.uids() {
                     if !seen_during_init.contains(&uid) {
                         if let Some(handle) = context.registry.get(&uid) {
-                            handle.gone.cancel();
+                            handle.removed.cancel();
                         }
                     }
                 }
@@ -58,7 +58,7 @@ pub async fn watch_pods(context: Context, nodes: HashSet<String>) -> anyhow::Res
                     .as_deref()
                     .and_then(|uid| context.registry.get(uid))
                 {
-                    handle.gone.cancel();
+                    handle.removed.cancel();
                 }
             }
         }

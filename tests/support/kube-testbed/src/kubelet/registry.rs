@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::logs::LogStore;
 
-/// A container as the log endpoint sees it.
+/// A container's state, as the log endpoint uses it.
 #[derive(Debug, Clone)]
 pub enum ContainerView {
     Waiting { reason: String },
@@ -25,8 +25,8 @@ pub struct PodHandle {
     pub node: String,
     /// Cancelled when the Pod gets a deletion timestamp.
     pub deletion: CancellationToken,
-    /// Cancelled when the Pod is gone from the API server.
-    pub gone: CancellationToken,
+    /// Cancelled when the Pod is removed from the API server.
+    pub removed: CancellationToken,
     /// Grace period of the requested deletion, in seconds.
     deletion_grace_seconds: AtomicI64,
     /// Process group of the running container, 0 when none runs.
@@ -42,7 +42,7 @@ impl PodHandle {
             name,
             node,
             deletion: CancellationToken::new(),
-            gone: CancellationToken::new(),
+            removed: CancellationToken::new(),
             deletion_grace_seconds: AtomicI64::new(30),
             process_group: AtomicI32::new(0),
             containers: Mutex::new(HashMap::new()),

@@ -23,7 +23,7 @@ pub enum ContainerState {
     },
 }
 
-/// Everything a status patch says about a Pod.
+/// Contents of a Pod status patch.
 #[derive(Debug, Clone)]
 pub struct PodReport<'a> {
     pub uid: &'a str,

@@ -1,5 +1,5 @@
 //! A Pod's directory on the host: its volumes written out, interpreter
-//! links, and the host command that stands in for the container.
+//! links, and the host command that replaces the container.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use super::image::ImageKind;
 use super::paths::PathMap;
 use super::volumes;
 
-/// Host programs that stand in for the interpreters of known images.
+/// Host programs that replace the interpreters of known images.
 #[derive(Debug, Clone)]
 pub struct Interpreters {
     pub python: PathBuf,

@@ -8,8 +8,8 @@
 //! | `DELETE /faults`         | clears bursts |
 //! | `POST /latency`          | `{"millis":200,"count":10,"method":"GET","path_contains":"/pods"}` |
 //! | `DELETE /latency`        | clears latencies |
-//! | `POST /watches/drop`     | `{"refuse_seconds":5}` → `{"dropped":N}` |
-//! | `GET /watches`           | `{"open":N,"refusing_for_millis":M}` |
+//! | `POST /watches/drop`     | `{"reject_seconds":5}` → `{"dropped":N}` |
+//! | `GET /watches`           | `{"open":N,"rejecting_for_millis":M}` |
 //! | `POST /recordings`       | `{"name":"job-posts","method":"POST","path_contains":"/jobs"}` |
 //! | `GET /recordings/{name}` | `{"name":..,"method":..,"path_contains":..,"arrivals_unix_nanos":[..]}` |
 //! | `DELETE /recordings/{name}` | removes it |
@@ -35,7 +35,7 @@ type Shared = State<Arc<Faults>>;
 #[serde(deny_unknown_fields)]
 struct DropRequest {
     #[serde(default)]
-    refuse_seconds: f64,
+    reject_seconds: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,7 +77,7 @@ async fn state(State(faults): Shared) -> Json<serde_json::Value> {
         "latencies": faults.latencies(),
         "recordings": faults.recording_names(),
         "open_watches": faults.open_watch_count(),
-        "refusing_watches_for_millis": faults.refusing_watches_for().as_millis() as u64,
+        "rejecting_watches_for_millis": faults.rejecting_watches_for().as_millis() as u64,
         "counters": faults.counters(),
     }))
 }
@@ -126,7 +126,7 @@ async fn clear_latency(State(faults): Shared) -> StatusCode {
 async fn watches(State(faults): Shared) -> Json<serde_json::Value> {
     Json(json!({
         "open": faults.open_watch_count(),
-        "refusing_for_millis": faults.refusing_watches_for().as_millis() as u64,
+        "rejecting_for_millis": faults.rejecting_watches_for().as_millis() as u64,
     }))
 }
 
@@ -138,12 +138,12 @@ async fn drop_watches(
         Ok(body) => body,
         Err(rejection) => return invalid(rejection),
     };
-    let refuse_for =
-        Duration::try_from_secs_f64(request.refuse_seconds.max(0.0)).unwrap_or_default();
-    let dropped = faults.drop_watches(refuse_for);
+    let reject_for =
+        Duration::try_from_secs_f64(request.reject_seconds.max(0.0)).unwrap_or_default();
+    let dropped = faults.drop_watches(reject_for);
     tracing::info!(
         dropped,
-        refuse_seconds = request.refuse_seconds,
+        reject_seconds = request.reject_seconds,
         "watches dropped"
     );
     Json(json!({ "dropped": dropped })).into_response()

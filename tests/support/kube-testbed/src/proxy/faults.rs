@@ -1,5 +1,5 @@
 //! The proxy's fault plan: error bursts, added latency, watch drops and
-//! refusals, and arrival recordings, all changed at runtime by the admin API.
+//! rejections, and arrival recordings, all changed at runtime by the admin API.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -24,17 +24,17 @@ pub struct RequestFilter {
 /// Returns whether a request matches an optional method and an optional
 /// path substring.
 fn matches(
-    wanted_method: &Option<String>,
-    wanted_path: &Option<String>,
+    filter_method: &Option<String>,
+    filter_path: &Option<String>,
     method: &str,
     path_and_query: &str,
 ) -> bool {
-    let method_matches = wanted_method
+    let method_matches = filter_method
         .as_deref()
-        .is_none_or(|wanted| wanted.eq_ignore_ascii_case(method));
-    let path_matches = wanted_path
+        .is_none_or(|expected| expected.eq_ignore_ascii_case(method));
+    let path_matches = filter_path
         .as_deref()
-        .is_none_or(|wanted| path_and_query.contains(wanted));
+        .is_none_or(|expected| path_and_query.contains(expected));
     method_matches && path_matches
 }
 
@@ -108,7 +108,7 @@ pub enum Verdict {
         status: u16,
         retry_after_seconds: Option<u64>,
     },
-    RefuseWatch,
+    RejectWatch,
 }
 
 #[derive(Debug, Default)]
@@ -116,7 +116,7 @@ struct Plan {
     bursts: Vec<ErrorBurst>,
     latencies: Vec<Latency>,
     recordings: HashMap<String, Recording>,
-    refuse_watches_until: Option<Instant>,
+    reject_watches_until: Option<Instant>,
 }
 
 /// Counters reported by the admin API.
@@ -124,7 +124,7 @@ struct Plan {
 pub struct Counters {
     pub requests: u64,
     pub injected_errors: u64,
-    pub refused_watches: u64,
+    pub rejected_watches: u64,
     pub dropped_watches: u64,
 }
 
@@ -136,7 +136,7 @@ pub struct Faults {
     open_watches: AtomicUsize,
     requests: AtomicU64,
     injected_errors: AtomicU64,
-    refused_watches: AtomicU64,
+    rejected_watches: AtomicU64,
     dropped_watches: AtomicU64,
 }
 
@@ -180,11 +180,11 @@ impl Faults {
 
         if is_watch
             && plan
-                .refuse_watches_until
+                .reject_watches_until
                 .is_some_and(|until| Instant::now() < until)
         {
-            self.refused_watches.fetch_add(1, Ordering::Relaxed);
-            return (Verdict::RefuseWatch, delay);
+            self.rejected_watches.fetch_add(1, Ordering::Relaxed);
+            return (Verdict::RejectWatch, delay);
         }
 
         if let Some(burst) = plan
@@ -239,11 +239,11 @@ impl Faults {
         self.plan().recordings.remove(name).is_some()
     }
 
-    /// Ends every open watch now and refuses new ones for `refuse_for`.
+    /// Ends every open watch now and rejects new ones for `reject_for`.
     /// Returns how many watches were open.
-    pub fn drop_watches(&self, refuse_for: Duration) -> usize {
-        if !refuse_for.is_zero() {
-            self.plan().refuse_watches_until = Some(Instant::now() + refuse_for);
+    pub fn drop_watches(&self, reject_for: Duration) -> usize {
+        if !reject_for.is_zero() {
+            self.plan().reject_watches_until = Some(Instant::now() + reject_for);
         }
         let previous = {
             let mut generation = self
@@ -279,14 +279,14 @@ impl Faults {
         self.open_watches.load(Ordering::Relaxed)
     }
 
-    pub fn refusing_watches_for(&self) -> Duration {
+    pub fn rejecting_watches_for(&self) -> Duration {
         self.plan()
-            .refuse_watches_until
+            .reject_watches_until
             .map(|until| until.saturating_duration_since(Instant::now()))
             .unwrap_or_default()
     }
 
-    /// Clears bursts, latencies, recordings and the watch refusal.
+    /// Clears bursts, latencies, recordings and the watch rejection.
     pub fn reset(&self) {
         *self.plan() = Plan::default();
     }
@@ -309,7 +309,7 @@ impl Faults {
         Counters {
             requests: self.requests.load(Ordering::Relaxed),
             injected_errors: self.injected_errors.load(Ordering::Relaxed),
-            refused_watches: self.refused_watches.load(Ordering::Relaxed),
+            rejected_watches: self.rejected_watches.load(Ordering::Relaxed),
             dropped_watches: self.dropped_watches.load(Ordering::Relaxed),
         }
     }
@@ -389,14 +389,14 @@ mod tests {
     }
 
     #[test]
-    fn drop_watches_cancels_and_refuses() {
+    fn drop_watches_cancels_and_rejects() {
         let faults = Arc::new(Faults::default());
         let (token, guard) = faults.open_watch();
         assert_eq!(faults.drop_watches(Duration::from_secs(60)), 1);
         assert!(token.is_cancelled());
         assert_eq!(
             faults.admit("GET", "/api/v1/pods?watch=true", true).0,
-            Verdict::RefuseWatch
+            Verdict::RejectWatch
         );
         assert_eq!(
             faults.admit("GET", "/api/v1/pods", false).0,

@@ -1,5 +1,5 @@
 //! Forwarding of API requests to the upstream API server, with the fault
-//! plan applied on the way: delays, injected errors, refused and dropped
+//! plan applied on the way: delays, injected errors, rejected and dropped
 //! watches.
 
 use std::future::Future;
@@ -23,11 +23,11 @@ use super::faults::{Faults, OpenWatch, Verdict};
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type ProxyBody = BoxBody<Bytes, BoxError>;
 
-/// Why a request was not answered with a response.
+/// Reasons to close a connection without a response.
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
-    #[error("watch refused by fault-proxy: connection closed without a response")]
-    WatchRefused,
+    #[error("watch rejected by fault-proxy: connection closed without a response")]
+    WatchRejected,
 }
 
 /// Hop-by-hop headers, which a proxy must not pass on (RFC 9110, 7.6.1).
@@ -82,9 +82,9 @@ impl Forwarder {
         }
         match verdict {
             Verdict::Forward => {}
-            Verdict::RefuseWatch => {
-                tracing::info!(%method, path = %path_and_query, "watch refused");
-                return Err(ForwardError::WatchRefused);
+            Verdict::RejectWatch => {
+                tracing::info!(%method, path = %path_and_query, "watch rejected");
+                return Err(ForwardError::WatchRejected);
             }
             Verdict::Fail {
                 status,
@@ -153,7 +153,7 @@ impl Forwarder {
     }
 }
 
-/// A request is a watch when it asks for `watch=true` (or `1`) or uses the
+/// A request is a watch when its query has `watch=true` (or `1`) or it uses the
 /// deprecated `/watch/` path prefix.
 fn is_watch(path_and_query: &str) -> bool {
     let (path, query) = path_and_query
@@ -245,7 +245,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn watch_detection() {
+    fn is_watch_query_and_path() {
         assert!(is_watch("/api/v1/pods?watch=true&resourceVersion=5"));
         assert!(is_watch("/api/v1/watch/pods"));
         assert!(is_watch(
