@@ -48,6 +48,12 @@ pub fn spawn(command: &HostCommand, mut log: LogWriter) -> std::io::Result<Conta
             .stdout(Stdio::from(write_end))
             .stderr(Stdio::from(stderr_end))
             .process_group(0);
+        if let Some(user) = command.user {
+            process.uid(user);
+        }
+        if let Some(group) = command.group {
+            process.gid(group);
+        }
         // The command, and with it the parent's copies of the write end, is
         // dropped at the end of this block, so the reader sees end of file
         // once every process of the group has closed its copies.
@@ -211,6 +217,8 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             env,
             working_dir: dir.to_path_buf(),
+            user: None,
+            group: None,
         }
     }
 
@@ -251,6 +259,8 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             env: std::env::vars().collect(),
             working_dir: dir.clone(),
+            user: None,
+            group: None,
         };
         let mut process = spawn(&command, writer).unwrap();
 

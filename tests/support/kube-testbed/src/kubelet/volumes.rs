@@ -29,6 +29,10 @@ pub async fn write(
         .await
         .map_err(io_error(dir))?;
     if volume.empty_dir.is_some() {
+        // World-writable, like the kubelet's emptyDir, for non-root users.
+        tokio::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
+            .await
+            .map_err(io_error(dir))?;
         return Ok(());
     }
     let missing = |kind: &'static str, name: &str| PrepareError::SourceMissing {

@@ -2,6 +2,7 @@
 //! links, and the host command that replaces the container.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -33,6 +34,8 @@ pub enum PrepareError {
     UnsupportedVolume { volume: String },
     #[error("volumeMount {mount} names no volume of the Pod")]
     UnknownVolume { mount: String },
+    #[error("container has runAsNonRoot and image will run as root (pod: {pod}, container: {container})")]
+    RunsAsRoot { pod: String, container: String },
     #[error("Kubernetes API request failed: {0}")]
     Kube(#[from] kube::Error),
     #[error("failed to write Pod files under {path}: {source}")]
@@ -49,6 +52,10 @@ pub struct HostCommand {
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub working_dir: PathBuf,
+    /// User and group from the securityContext; `None` keeps the
+    /// simulator's own (root, as the known images default to).
+    pub user: Option<u32>,
+    pub group: Option<u32>,
 }
 
 pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PrepareError + '_ {
@@ -131,9 +138,13 @@ pub async fn prepare(
             }
         }
     }
-    tokio::fs::create_dir_all(root.join("home"))
+    let home = root.join("home");
+    tokio::fs::create_dir_all(&home)
         .await
-        .map_err(io_error(root))?;
+        .map_err(io_error(&home))?;
+    tokio::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o777))
+        .await
+        .map_err(io_error(&home))?;
 
     let mut argv: Vec<String> = container.command.clone().unwrap_or_default();
     let args = container.args.clone().unwrap_or_default();
@@ -162,12 +173,49 @@ pub async fn prepare(
         .await
         .map_err(io_error(&working_dir))?;
 
+    let (user, group) = run_as(pod, container)?;
     Ok(HostCommand {
         program,
         args: argv[1..].to_vec(),
         env,
         working_dir,
+        user,
+        group,
     })
+}
+
+/// Returns the user and group to run as, with the container's
+/// securityContext overriding the Pod's. Fails as the kubelet does when
+/// `runAsNonRoot` is set but the user is root or unset, because every image
+/// the simulator knows runs as root by default.
+fn run_as(pod: &Pod, container: &Container) -> Result<(Option<u32>, Option<u32>), PrepareError> {
+    let pod_context = pod
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.security_context.as_ref());
+    let container_context = container.security_context.as_ref();
+
+    let user = container_context
+        .and_then(|context| context.run_as_user)
+        .or_else(|| pod_context.and_then(|context| context.run_as_user));
+    let group = container_context
+        .and_then(|context| context.run_as_group)
+        .or_else(|| pod_context.and_then(|context| context.run_as_group));
+    let non_root = container_context
+        .and_then(|context| context.run_as_non_root)
+        .or_else(|| pod_context.and_then(|context| context.run_as_non_root))
+        .unwrap_or(false);
+
+    if non_root && user.unwrap_or(0) == 0 {
+        return Err(PrepareError::RunsAsRoot {
+            pod: pod.metadata.name.clone().unwrap_or_default(),
+            container: container.name.clone(),
+        });
+    }
+    Ok((
+        user.map(|user| user as u32),
+        group.map(|group| group as u32),
+    ))
 }
 
 /// Resolves a container's program: a host file when it exists (a remapped
