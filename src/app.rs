@@ -10,13 +10,17 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::api::{self, AppState};
-use crate::config::Config;
+use crate::config::{Config, ExecutorKind};
 use crate::events::EventHub;
+use crate::executor::kubernetes::KubernetesExecutor;
 use crate::executor::local::LocalExecutor;
 use crate::executor::Executor;
+use crate::k8s::{self, cluster::ApiCluster, objects::RunnerSettings};
 use crate::metrics;
+use crate::status::ClusterView;
 use crate::status::StatusView;
 use crate::store::RunStore;
+use crate::watcher::Watcher;
 use crate::worker::Worker;
 
 /// Cancels the token on SIGTERM or Ctrl-C.
@@ -51,10 +55,18 @@ async fn serve(
         .context("the HTTP server failed")
 }
 
-fn api_state(config: &Arc<Config>, store: &Arc<RunStore>, stop: &CancellationToken) -> AppState {
+fn api_state(
+    config: &Arc<Config>,
+    store: &Arc<RunStore>,
+    cluster: Option<Arc<ApiCluster>>,
+    stop: &CancellationToken,
+) -> AppState {
     let handle = metrics::install();
     metrics::spawn_upkeep(handle.clone());
-    let status = StatusView::new(Arc::clone(store), None);
+    let view = cluster
+        .clone()
+        .map(|cluster| cluster as Arc<dyn ClusterView>);
+    let status = StatusView::new(Arc::clone(store), view);
     status.spawn_sampler(stop.clone());
     AppState {
         config: Arc::clone(config),
@@ -62,16 +74,32 @@ fn api_state(config: &Arc<Config>, store: &Arc<RunStore>, stop: &CancellationTok
         events: EventHub::start(Arc::clone(store), stop.clone()),
         status,
         metrics: handle,
-        cancel_hook: None,
+        cluster,
     }
 }
 
-/// `code-runner api`: the HTTP API alone.
+/// `code-runner api`: the HTTP API alone. Without a usable Kubernetes
+/// configuration it still serves, with the cluster parts marked unavailable.
 pub async fn run_api(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let store = Arc::new(RunStore::new(&config)?);
     let shutdown = shutdown_on_signal();
-    let state = api_state(&config, &store, &shutdown);
+    let cluster = match config.executor {
+        ExecutorKind::Local => None,
+        ExecutorKind::Kubernetes => match k8s::client().await {
+            Ok(client) => Some(Arc::new(ApiCluster::new(
+                client,
+                &config.runner_namespace,
+                &config.worker_namespace,
+                &config.worker_deployment,
+            ))),
+            Err(error) => {
+                warn!(%error, "no Kubernetes access: cancel cannot delete Jobs and the status view lacks the cluster");
+                None
+            }
+        },
+    };
+    let state = api_state(&config, &store, cluster, &shutdown);
     serve(api::router(state), config.listen_addr, shutdown).await
 }
 
@@ -81,7 +109,7 @@ pub async fn run_dev(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let store = Arc::new(RunStore::new(&config)?);
     let shutdown = shutdown_on_signal();
-    let state = api_state(&config, &store, &shutdown);
+    let state = api_state(&config, &store, None, &shutdown);
 
     let executor: Arc<dyn Executor> =
         Arc::new(Arc::new(LocalExecutor::new(&config, Arc::clone(&store))));
@@ -95,8 +123,8 @@ pub async fn run_dev(config: Config) -> anyhow::Result<()> {
     served
 }
 
-/// `code-runner worker`: queue consumers with the local executor, and a
-/// metrics listener. The Kubernetes executor plugs in here.
+/// `code-runner worker`: queue consumers, the executor (Kubernetes Jobs and
+/// their watcher, or local processes), and a metrics listener.
 pub async fn run_worker(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let store = Arc::new(RunStore::new(&config)?);
@@ -104,8 +132,32 @@ pub async fn run_worker(config: Config) -> anyhow::Result<()> {
     let handle = metrics::install();
     metrics::spawn_upkeep(handle.clone());
 
-    let executor: Arc<dyn Executor> =
-        Arc::new(Arc::new(LocalExecutor::new(&config, Arc::clone(&store))));
+    let executor: Arc<dyn Executor> = match config.executor {
+        ExecutorKind::Local => {
+            warn!("EXECUTOR=local runs programs as local processes: this is not a sandbox for untrusted code");
+            Arc::new(Arc::new(LocalExecutor::new(&config, Arc::clone(&store))))
+        }
+        ExecutorKind::Kubernetes => {
+            let client = k8s::client().await.context(
+                "the worker needs Kubernetes access to create Jobs; set KUBECONFIG or run it in a cluster",
+            )?;
+            let watcher = Watcher::new(
+                client.clone(),
+                &config.runner_namespace,
+                Arc::clone(&store),
+                &config.worker_id,
+                config.run_max_log_bytes,
+                config.runner_start_allowance,
+            );
+            tokio::spawn(watcher.run(shutdown.clone()));
+            Arc::new(KubernetesExecutor::new(
+                client,
+                RunnerSettings::from_config(&config),
+                Arc::clone(&store),
+                &config.worker_id,
+            ))
+        }
+    };
     let worker = Worker::new(&config, Arc::clone(&store), executor);
     let worker_task = tokio::spawn(worker.run(shutdown.clone()));
 

@@ -21,6 +21,15 @@ pub enum Mode {
     Dev,
 }
 
+/// Where runs execute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutorKind {
+    /// As child processes of the worker (`dev`, or `EXECUTOR=local`).
+    Local,
+    /// As Kubernetes Jobs, watched by the worker.
+    Kubernetes,
+}
+
 /// A toleration added to runner Pods, from `RUNNER_TOLERATIONS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Toleration {
@@ -81,6 +90,8 @@ pub struct Config {
     pub worker_dispatch_delay: Duration,
     /// Log output format: `text` or `json`.
     pub log_format: LogFormat,
+    /// Where runs execute; `dev` always uses the local executor.
+    pub executor: ExecutorKind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +192,10 @@ impl Config {
                 600_000,
             )?),
             log_format: env.log_format()?,
+            executor: match (mode, env.executor()?) {
+                (Mode::Dev, _) => ExecutorKind::Local,
+                (_, executor) => executor,
+            },
         })
     }
 
@@ -369,6 +384,18 @@ impl Env<'_> {
         Ok(tokens)
     }
 
+    fn executor(&self) -> Result<ExecutorKind, ConfigError> {
+        match self.string("EXECUTOR", "kubernetes").as_str() {
+            "kubernetes" => Ok(ExecutorKind::Kubernetes),
+            "local" => Ok(ExecutorKind::Local),
+            other => Err(ConfigError {
+                variable: "EXECUTOR",
+                value: other.to_string(),
+                expected: "kubernetes or local".into(),
+            }),
+        }
+    }
+
     fn log_format(&self) -> Result<LogFormat, ConfigError> {
         match self.string("LOG_FORMAT", "text").as_str() {
             "text" => Ok(LogFormat::Text),
@@ -501,6 +528,7 @@ mod tests {
             ("REDIS_URL", "http://x"),
             ("RUNNER_TOLERATIONS", "gpu:Sometimes"),
             ("LOG_FORMAT", "xml"),
+            ("EXECUTOR", "docker"),
         ];
         for (variable, value) in cases {
             let error = config_with(&[(variable, value)]).unwrap_err();

@@ -9,12 +9,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::Stream;
+use std::sync::Arc;
+
+use futures::{AsyncReadExt, Stream, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::LogParams;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::debug;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::executor::output::OutputCapture;
+use crate::k8s::cluster::ApiCluster;
 use crate::run::Run;
 
 /// Longest wait between two log reads while following, in case a
@@ -43,26 +49,119 @@ pub async fn logs(
         .ok_or_else(|| ApiError::run_not_found(&id))?;
     let content_type = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
 
+    let in_cluster = state.cluster.clone().filter(|_| run.job_name.is_some());
+
     if !follow || run.status.is_terminal() {
+        // A running Job's output is in its Pod until the run ends.
+        if let (Some(cluster), false) = (&in_cluster, run.status.is_terminal()) {
+            match live_pod_logs(cluster, &id, state.config.run_max_log_bytes).await {
+                Ok(Some(logs)) => return Ok((content_type, logs).into_response()),
+                Ok(None) => {}
+                Err(error) => {
+                    debug!(run_id = %id, %error, "reading live Pod logs failed; serving stored logs")
+                }
+            }
+        }
         let logs = state.store.logs_from(&id, 0).await?;
-        return Ok((
-            content_type,
-            [(
-                "x-logs-truncated",
-                if run.logs_truncated { "true" } else { "false" },
-            )],
-            logs,
-        )
-            .into_response());
+        let truncated = if run.logs_truncated { "true" } else { "false" };
+        return Ok((content_type, [("x-logs-truncated", truncated)], logs).into_response());
     }
 
-    let stream = follow_logs(state, id);
-    Ok((
-        content_type,
-        [(header::CACHE_CONTROL, "no-cache")],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    let stream = match in_cluster {
+        Some(cluster) => follow_pod_logs(state, cluster, id).boxed(),
+        None => follow_logs(state, id).boxed(),
+    };
+    let no_cache = [(header::CACHE_CONTROL, "no-cache")];
+    Ok((content_type, no_cache, Body::from_stream(stream)).into_response())
+}
+
+/// Reads the output of a run's Pod; `None` when its program has not started.
+async fn live_pod_logs(
+    cluster: &ApiCluster,
+    id: &str,
+    max_bytes: usize,
+) -> Result<Option<String>, kube::Error> {
+    let Some(pod) = cluster.runner_pod(id).await? else {
+        return Ok(None);
+    };
+    if !container_started(&pod) {
+        return Ok(None);
+    }
+    let name = pod.metadata.name.unwrap_or_default();
+    let (logs, _) = crate::k8s::logs::read(cluster.runner_pods(), &name, max_bytes).await?;
+    Ok(Some(logs))
+}
+
+fn container_started(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|status| status.container_statuses.as_ref())
+        .and_then(|statuses| statuses.first())
+        .and_then(|status| status.state.as_ref())
+        .is_some_and(|state| state.running.is_some() || state.terminated.is_some())
+}
+
+/// Streams a running Job's output from its Pod, then whatever the stored
+/// final logs add, until the run ends.
+fn follow_pod_logs(
+    state: AppState,
+    cluster: Arc<ApiCluster>,
+    id: String,
+) -> impl Stream<Item = Result<Bytes, Infallible>> {
+    async_stream(move |sender| async move {
+        let mut events = state.events.subscribe();
+        let mut capture = OutputCapture::new(state.config.run_max_log_bytes);
+        let mut sent = 0usize;
+        let mut streamed = false;
+
+        loop {
+            let finished = match state.store.get(&id).await {
+                Ok(Some(run)) => run.status.is_terminal(),
+                _ => true,
+            };
+            if finished {
+                // The stored logs are the same text, possibly longer than what was streamed.
+                if let Ok(stored) = state.store.logs_from(&id, sent).await {
+                    if !stored.is_empty() {
+                        let _ = sender.send(Ok(Bytes::from(stored))).await;
+                    }
+                }
+                return;
+            }
+
+            if !streamed {
+                let pod = cluster.runner_pod(&id).await.ok().flatten();
+                if let Some(pod) = pod.filter(container_started) {
+                    streamed = true;
+                    let name = pod.metadata.name.unwrap_or_default();
+                    let params = LogParams {
+                        container: Some(crate::k8s::logs::CONTAINER.to_string()),
+                        follow: true,
+                        ..LogParams::default()
+                    };
+                    if let Ok(stream) = cluster.runner_pods().log_stream(&name, &params).await {
+                        let mut stream = Box::pin(stream);
+                        let mut buffer = vec![0u8; 16 * 1024];
+                        while let Ok(read) = stream.read(&mut buffer).await {
+                            if read == 0 || capture.truncated() {
+                                break;
+                            }
+                            capture.push(&buffer[..read]);
+                            let text = &capture.text().as_bytes()[sent..];
+                            if !text.is_empty() {
+                                if sender.send(Ok(Bytes::copy_from_slice(text))).await.is_err() {
+                                    return;
+                                }
+                                sent = capture.len();
+                            }
+                        }
+                    }
+                    continue;
+                }
+            }
+            wait_for_change(&mut events, &id, Duration::from_secs(1)).await;
+        }
+    })
 }
 
 /// Streams the run's output as it is stored, until the run ends.

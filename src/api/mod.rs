@@ -20,14 +20,9 @@ pub use error::ApiError;
 
 use crate::config::Config;
 use crate::events::EventHub;
+use crate::k8s::cluster::ApiCluster;
 use crate::status::StatusView;
 use crate::store::RunStore;
-
-/// Something to do beyond the store when a run is cancelled, such as deleting its Job.
-#[async_trait::async_trait]
-pub trait CancelHook: Send + Sync {
-    async fn cancelled(&self, run_id: &str);
-}
 
 /// Shared state of the handlers.
 #[derive(Clone)]
@@ -37,7 +32,9 @@ pub struct AppState {
     pub events: EventHub,
     pub status: Arc<StatusView>,
     pub metrics: PrometheusHandle,
-    pub cancel_hook: Option<Arc<dyn CancelHook>>,
+    /// The cluster, when runs execute as Kubernetes Jobs: cancel deletes the
+    /// Job, and logs of running programs come from their Pods.
+    pub cluster: Option<Arc<ApiCluster>>,
 }
 
 /// Builds the router with every route and middleware.

@@ -201,8 +201,8 @@ pub async fn delete(
     if let Err(error) = state.store.publish_cancel(&id).await {
         warn!(run_id = %id, %error, "publishing the cancellation failed; the program stops at its deadline");
     }
-    if let Some(hook) = &state.cancel_hook {
-        hook.cancelled(&id).await;
+    if let Some(cluster) = &state.cluster {
+        cluster.cancel(&id).await;
     }
 
     let run = state

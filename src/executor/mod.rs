@@ -1,6 +1,8 @@
 //! The [`Executor`] trait that runs a dispatched run, and its implementations.
 
+pub mod kubernetes;
 pub mod local;
+pub mod output;
 
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! Kubernetes access: the client, names and labels, and the objects of a run.
 
+pub mod cluster;
+pub mod logs;
 pub mod names;
 pub mod objects;
 

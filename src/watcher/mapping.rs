@@ -282,10 +282,7 @@ fn observe_job(job: &Job) -> Option<Observation> {
             Observation::new(RunStatus::Failed).reason(reason, condition.message.clone())
         };
         let mut observation = observation;
-        observation.fields.finished_at = condition
-            .last_transition_time
-            .as_ref()
-            .map(format_time);
+        observation.fields.finished_at = condition.last_transition_time.as_ref().map(format_time);
         return Some(observation);
     }
     if active("Complete")

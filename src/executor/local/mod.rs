@@ -1,7 +1,6 @@
 //! The local executor: each run as a sandboxed child process of the worker,
 //! for a machine with no cluster. It is not a sandbox for untrusted code.
 
-mod output;
 pub mod sandbox;
 
 use std::collections::HashMap;
@@ -18,10 +17,10 @@ use tracing::{debug, info, instrument, warn};
 
 use super::{DispatchError, Dispatched, Executor};
 use crate::config::Config;
+use crate::executor::output::OutputCapture;
 use crate::metrics;
 use crate::run::{format_timestamp, RunFields, RunStatus};
 use crate::store::{RunSpec, RunStore};
-use output::OutputCapture;
 use sandbox::{Limits, Support};
 
 /// How often new output is appended to the run's logs in Redis.

@@ -82,6 +82,10 @@ impl OutputCapture {
         &self.text
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
     pub fn len(&self) -> usize {
         self.text.len()
     }
