@@ -27,6 +27,10 @@ PROXY_ADMIN_PORT=${CLUSTER_PROXY_ADMIN_PORT:-16481}
 KUBELET_PORT_BASE=${CLUSTER_KUBELET_PORT_BASE:-16501}
 # Simulated nodes: name[:label=value[,label=value]] separated by spaces.
 NODES=${CLUSTER_NODES:-"node-a:runner=true node-b:runner=true node-c"}
+# Capacity of each simulated node, as Kubernetes quantities.
+NODE_CPU=${CLUSTER_NODE_CPU:-4}
+NODE_MEMORY=${CLUSTER_NODE_MEMORY:-8Gi}
+NODE_PODS=${CLUSTER_NODE_PODS:-110}
 
 APISERVER_URL=https://127.0.0.1:$APISERVER_PORT
 PROXY_URL=https://127.0.0.1:$PROXY_PORT
@@ -391,6 +395,7 @@ start_testbed() {
     start_component kubelet-sim "$bin/kubelet-sim" \
         --kubeconfig "$STATE_DIR/admin.kubeconfig" \
         "${node_args[@]}" --kubelet-port-base "$KUBELET_PORT_BASE" \
+        --node-cpu "$NODE_CPU" --node-memory "$NODE_MEMORY" --node-pods "$NODE_PODS" \
         --work-dir "$STATE_DIR/kubelet" \
         --tls-cert "$PKI/kubelet.crt" --tls-key "$PKI/kubelet.key" \
         --python "$python" --node-binary "$(command -v node || echo node)"
@@ -488,7 +493,8 @@ cmd_compact() {
     "${etcdctl[@]}" compact "$revision" >/dev/null
     local dropped
     dropped=$(curl -sS --fail -X POST -H 'content-type: application/json' -d '{}' \
-        "http://127.0.0.1:$PROXY_ADMIN_PORT/watches/drop" | jq .dropped)
+        "http://127.0.0.1:$PROXY_ADMIN_PORT/watches/drop" | jq .dropped) ||
+        die "etcd compacted to revision $revision, but the fault proxy did not drop its watches; is it running?"
     printf '{"compacted_revision": %s, "dropped_watches": %s}\n' "$revision" "$dropped"
 }
 

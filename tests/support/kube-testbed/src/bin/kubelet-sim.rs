@@ -14,10 +14,10 @@ struct Args {
     /// Kubeconfig with rights to manage Nodes and Pods (the admin one).
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: PathBuf,
-    /// Node to simulate as name[:key=value,...]; repeat for more nodes.
+    /// Node to simulate, as name[:key=value,...]. Repeat the flag for more nodes.
     #[arg(long = "node", default_values_t = ["node-a:runner=true".to_string(), "node-b:runner=true".to_string(), "node-c".to_string()])]
     nodes: Vec<String>,
-    /// Kubelet port of the first node; the next nodes take the next ports.
+    /// Kubelet port of the first node. Each further node takes the next port.
     #[arg(long, default_value_t = 16501)]
     kubelet_port_base: u16,
     /// Directory for Pod files and container logs.
@@ -35,6 +35,15 @@ struct Args {
     /// Host program that runs for `node` in node* images.
     #[arg(long, default_value = "node")]
     node_binary: String,
+    /// CPU capacity of each node, as a Kubernetes quantity.
+    #[arg(long, default_value = "4")]
+    node_cpu: String,
+    /// Memory capacity of each node, as a Kubernetes quantity.
+    #[arg(long, default_value = "8Gi")]
+    node_memory: String,
+    /// Maximum number of Pods on each node.
+    #[arg(long, default_value = "110")]
+    node_pods: String,
     /// Seconds between node status heartbeats.
     #[arg(long, default_value_t = 10)]
     heartbeat_seconds: u64,
@@ -86,6 +95,11 @@ async fn main() -> anyhow::Result<()> {
         tls_key: args.tls_key,
         interpreters,
         heartbeat_interval: Duration::from_secs(args.heartbeat_seconds),
+        capacity: kubelet::NodeCapacity {
+            cpu: args.node_cpu,
+            memory: args.node_memory,
+            pods: args.node_pods,
+        },
         memory_poll_interval: Duration::from_millis(args.memory_poll_millis),
     };
     tracing::info!(nodes = ?config.nodes.iter().map(|node| &node.name).collect::<Vec<_>>(), "kubelet-sim starting");

@@ -13,6 +13,7 @@ use kube::{Api, Client};
 
 use super::image;
 use super::logs::LogStore;
+use super::memory::MemorySampler;
 use super::process::{self, ContainerProcess};
 use super::quantity;
 use super::registry::{ContainerView, PodHandle, PodRegistry};
@@ -28,7 +29,7 @@ pub struct Context {
     pub registry: PodRegistry,
     pub interpreters: Interpreters,
     pub work_dir: PathBuf,
-    pub memory_poll: Duration,
+    pub memory: MemorySampler,
 }
 
 /// Why a running container stopped.
@@ -247,11 +248,11 @@ impl PodTask<'_> {
             .and_then(|resources| resources.limits.as_ref())
             .and_then(|limits| limits.get("memory"))
             .and_then(|quantity| quantity::parse_bytes(&quantity.0));
-        let group = running.process_group;
-        let poll = self.context.memory_poll;
+        let group = running.process_group.as_raw();
+        let sampler = self.context.memory.clone();
         let memory = async move {
             match memory_limit {
-                Some(limit) => process::watch_memory(group, limit, poll).await,
+                Some(limit) => sampler.wait_for_excess(group, limit).await,
                 None => std::future::pending().await,
             }
         };

@@ -5,6 +5,7 @@ mod image;
 mod lifecycle;
 mod log_server;
 mod logs;
+mod memory;
 mod node;
 mod paths;
 mod pods;
@@ -22,7 +23,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use kube::Client;
 
-pub use node::{parse_node, NodeSpec};
+pub use node::{parse_node, NodeCapacity, NodeSpec};
 pub use workspace::Interpreters;
 
 /// Settings of a kubelet-sim process.
@@ -34,6 +35,7 @@ pub struct Config {
     pub tls_key: PathBuf,
     pub interpreters: Interpreters,
     pub heartbeat_interval: Duration,
+    pub capacity: NodeCapacity,
     pub memory_poll_interval: Duration,
 }
 
@@ -73,6 +75,7 @@ pub async fn run(
         tokio::spawn(node::heartbeat(
             client.clone(),
             spec.clone(),
+            config.capacity.clone(),
             config.heartbeat_interval,
         ));
     }
@@ -82,7 +85,7 @@ pub async fn run(
         registry: registry.clone(),
         interpreters: config.interpreters,
         work_dir: config.work_dir,
-        memory_poll: config.memory_poll_interval,
+        memory: memory::MemorySampler::start(config.memory_poll_interval),
     };
     let names: HashSet<String> = config.nodes.iter().map(|spec| spec.name.clone()).collect();
     let result = tokio::select! {

@@ -20,6 +20,15 @@ pub struct NodeSpec {
     pub kubelet_port: u16,
 }
 
+/// Resources each node reports as capacity and allocatable, as Kubernetes
+/// quantities. The scheduler places Pods by their requests against them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeCapacity {
+    pub cpu: String,
+    pub memory: String,
+    pub pods: String,
+}
+
 /// Taints the node lifecycle controller sets while a node is not Ready.
 const NOT_READY_TAINTS: [&str; 2] = [
     "node.kubernetes.io/not-ready",
@@ -55,7 +64,7 @@ pub async fn register(client: &Client, spec: &NodeSpec) -> Result<(), kube::Erro
 
 /// Posts Ready status for `spec` and removes not-ready taints, every
 /// `interval`, forever.
-pub async fn heartbeat(client: Client, spec: NodeSpec, interval: Duration) {
+pub async fn heartbeat(client: Client, spec: NodeSpec, capacity: NodeCapacity, interval: Duration) {
     let api: Api<Node> = Api::all(client);
     let since = Utc::now();
     let mut failures: u64 = 0;
@@ -64,7 +73,7 @@ pub async fn heartbeat(client: Client, spec: NodeSpec, interval: Duration) {
             api.patch_status(
                 &spec.name,
                 &PatchParams::default(),
-                &Patch::Merge(status_patch(&spec, since)),
+                &Patch::Merge(status_patch(&spec, &capacity, since)),
             )
             .await?;
             remove_not_ready_taints(&api, &spec.name).await
@@ -102,7 +111,7 @@ async fn remove_not_ready_taints(api: &Api<Node>, name: &str) -> Result<(), kube
     Ok(())
 }
 
-fn status_patch(spec: &NodeSpec, since: DateTime<Utc>) -> Value {
+fn status_patch(spec: &NodeSpec, capacity: &NodeCapacity, since: DateTime<Utc>) -> Value {
     let now = timestamp(Utc::now());
     let since = timestamp(since);
     let condition = |kind: &str, status: &str, reason: &str, message: &str| {
@@ -116,9 +125,9 @@ fn status_patch(spec: &NodeSpec, since: DateTime<Utc>) -> Value {
         })
     };
     let resources = json!({
-        "cpu": "4",
-        "memory": "8Gi",
-        "pods": "110",
+        "cpu": capacity.cpu,
+        "memory": capacity.memory,
+        "pods": capacity.pods,
         "ephemeral-storage": "20Gi",
     });
     json!({

@@ -1,10 +1,8 @@
-//! Host processes standing in for containers: spawning in a process group
-//! with stdout and stderr merged into the log, memory-limit enforcement by
-//! polling resident memory, and termination.
+//! Host processes that replace containers: spawning in a process group
+//! with stdout and stderr merged into the log, and termination.
 
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -144,64 +142,6 @@ fn signal_group(group: Pid, signal: Signal) {
     }
 }
 
-/// Returns once the resident memory of the process group exceeds
-/// `limit_bytes`, checking every `interval`. A spike shorter than the
-/// interval goes unnoticed.
-pub async fn watch_memory(group: Pid, limit_bytes: u64, interval: Duration) -> u64 {
-    let page_size = Arc::new(
-        nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-            .ok()
-            .flatten()
-            .unwrap_or(4096) as u64,
-    );
-    loop {
-        let page_size = Arc::clone(&page_size);
-        let resident =
-            tokio::task::spawn_blocking(move || group_resident_pages(group.as_raw()) * *page_size)
-                .await
-                .unwrap_or(0);
-        if resident > limit_bytes {
-            return resident;
-        }
-        tokio::time::sleep(interval).await;
-    }
-}
-
-/// Sums the resident pages of every process whose process group is `group`,
-/// from `/proc/{pid}/stat` (field 5 is the group, field 24 the pages).
-fn group_resident_pages(group: i32) -> u64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    let mut pages = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // The command name in brackets may contain spaces, so the fields
-        // are counted from the last closing bracket.
-        let Some((_, fields)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = fields.split_whitespace().collect();
-        let process_group = fields.get(2).and_then(|field| field.parse::<i32>().ok());
-        if process_group == Some(group) {
-            pages += fields
-                .get(21)
-                .and_then(|field| field.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    pages
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,39 +185,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(chunks.concat(), b"out1\nerr1\nout2\n");
-        tokio::fs::remove_dir_all(&dir).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn process_memory_watch_detects_growth() {
-        let dir = std::env::temp_dir().join(format!("kube-testbed-mem-{}", std::process::id()));
-        tokio::fs::create_dir_all(&dir).await.unwrap();
-        let (_store, writer) = LogStore::create(dir.join("log")).await.unwrap();
-        let script = "import time\nx = b\"x\" * (200 * 1024 * 1024)\ntime.sleep(30)";
-        let command = HostCommand {
-            program: "python3".into(),
-            args: vec!["-c".into(), script.into()],
-            env: std::env::vars().collect(),
-            working_dir: dir.clone(),
-            user: None,
-            group: None,
-        };
-        let mut process = spawn(&command, writer).unwrap();
-
-        let found = tokio::time::timeout(
-            Duration::from_secs(20),
-            watch_memory(
-                process.process_group,
-                100 * 1024 * 1024,
-                Duration::from_millis(50),
-            ),
-        )
-        .await
-        .expect("memory growth not detected");
-        let status = process.kill().await.unwrap();
-
-        assert!(found > 100 * 1024 * 1024, "resident bytes {found}");
-        assert_eq!(status.code, 137);
         tokio::fs::remove_dir_all(&dir).await.unwrap();
     }
 }

@@ -22,7 +22,7 @@ pub struct Interpreters {
 /// Why a container's files could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
-    /// Worth retrying, as the kubelet does for a ConfigMap that appears later.
+    /// A missing ConfigMap or Secret, retried as the kubelet retries it.
     #[error("{kind} {namespace}/{name} for volume {volume} not found")]
     SourceMissing {
         kind: &'static str,
@@ -52,8 +52,8 @@ pub struct HostCommand {
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub working_dir: PathBuf,
-    /// User and group from the securityContext; `None` keeps the
-    /// simulator's own (root, as the known images default to).
+    /// User and group from the securityContext. `None` keeps the
+    /// simulator's own, root, which is also the known images' default.
     pub user: Option<u32>,
     pub group: Option<u32>,
 }
