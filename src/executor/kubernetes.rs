@@ -137,10 +137,10 @@ impl Executor for KubernetesExecutor {
 
     #[instrument(skip_all, fields(run_id = %run.id, worker = %self.worker_id, job = %object_name(&run.id)))]
     async fn dispatch(&self, run: RunSpec) -> Result<Dispatched, DispatchError> {
-        // The Job first, so that the ConfigMap can name it as its owner; its Pod
-        // waits in ContainerCreating until the ConfigMap exists.
+        // The Job first, so that the ConfigMap can name it as its owner. Its Pod
+        // waits in ContainerCreating until the ConfigMap exists, so recording
+        // `dispatched` in between keeps the watcher's later states behind it.
         let job_uid = self.create_job(&run).await?;
-        self.create_config_map(&run, &job_uid).await?;
 
         let fields = RunFields {
             dispatched_at: Some(format_timestamp(Utc::now())),
@@ -158,22 +158,49 @@ impl Executor for KubernetesExecutor {
             )
             .await
             .map_err(|error| DispatchError::Retryable(error.to_string()))?;
-        if transition.applied {
-            info!("job created");
-        } else if transition.previous.is_some_and(RunStatus::is_terminal) {
-            // Cancelled while the objects were being created.
-            info!(current = ?transition.previous, "run finished during dispatch; deleting its Job");
+        if transition.previous == Some(RunStatus::Cancelled) {
+            info!("run was cancelled during dispatch; deleting its Job");
             if let Err(error) = self.delete_job(&run.id).await {
                 warn!(%error, "deleting the Job of a cancelled run failed; its deadline ends it");
             }
+            return Ok(Dispatched { completion: None });
+        }
+
+        match self.create_config_map(&run, &job_uid).await {
+            Ok(()) => {}
+            Err(DispatchError::Permanent(message)) => {
+                // Without its source the Pod can never start: remove the Job now.
+                if let Err(error) = self.delete_job(&run.id).await {
+                    warn!(%error, "deleting the Job after a rejected ConfigMap failed");
+                }
+                return Err(DispatchError::Permanent(message));
+            }
+            Err(retryable) => return Err(retryable),
+        }
+        if transition.applied {
+            info!("job created");
         }
         Ok(Dispatched { completion: None })
     }
 
     async fn recover(&self, run: RunSpec) -> Result<(), DispatchError> {
-        // Past `queued` means the Job and ConfigMap were created before the
-        // state changed; the watcher and reconciliation take it from here.
-        debug!(run_id = %run.id, status = %run.status, "run was dispatched by an earlier worker");
+        // Past `queued` means the Job exists; the ConfigMap may not, when the
+        // worker stopped between the two creates.
+        if run.status != RunStatus::Dispatched {
+            debug!(run_id = %run.id, status = %run.status, "run was dispatched by an earlier worker");
+            return Ok(());
+        }
+        let found = self.jobs.get_opt(&object_name(&run.id)).await;
+        metrics::record_kube_request("get", "jobs", outcome(&found));
+        match found.map_err(|error| classify(&error))? {
+            Some(job) => {
+                let uid = job.metadata.uid.unwrap_or_default();
+                self.create_config_map(&run, &uid).await?;
+                info!(run_id = %run.id, "completed the dispatch of an earlier worker");
+            }
+            // Reconciliation settles a dispatched run whose Job is gone.
+            None => debug!(run_id = %run.id, "the Job of a recovered run does not exist"),
+        }
         Ok(())
     }
 

@@ -167,11 +167,28 @@ impl Watcher {
         if run.status.is_terminal() || run.status.rank() > observation.status.rank() {
             return;
         }
+        let mut observation = observation;
+        if run.status == RunStatus::Queued {
+            // The Pod moved before the dispatching worker recorded `dispatched`.
+            observation.fields.job_name = Some(object_name(run_id));
+            observation.fields.dispatched_at =
+                Some(crate::run::format_timestamp(chrono::Utc::now()));
+        }
+        if observation.status == RunStatus::Succeeded {
+            // A pending reason such as ContainerCreating no longer applies.
+            observation.fields.reason.get_or_insert_with(String::new);
+            observation.fields.message.get_or_insert_with(String::new);
+        }
 
         if !observation.status.is_terminal() {
             match self
                 .store
-                .transition(run_id, observation.status, &observation.fields)
+                .transition_with(
+                    run_id,
+                    observation.status,
+                    &observation.fields,
+                    &[("executor", "kubernetes")],
+                )
                 .await
             {
                 Ok(transition) if transition.applied => {
