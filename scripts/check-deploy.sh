@@ -136,7 +136,7 @@ validate_schemas() {
     [[ -d "$KEDA_SCHEMA_DIR" ]] || { echo "KEDA CRD schemas not found in $KEDA_SCHEMA_DIR (set CODE_RUNNER_SHARED_DIR)"; return 1; }
     "$VENV/bin/python" "$REPO_ROOT/tests/deploy/validate_manifests.py" \
         "${version_options[@]}" --keda-schemas "$KEDA_SCHEMA_DIR" \
-        --markdown "$REPO_ROOT/docs/k3s.md" \
+        --markdown "$REPO_ROOT/README.md" \
         "$work_dir/base.yaml" "$work_dir/overlay.yaml"
 }
 

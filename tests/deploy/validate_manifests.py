@@ -96,7 +96,7 @@ def main():
                         help="Kubernetes version to validate built-in kinds against, such as 1.33.0. Repeat for more versions")
     parser.add_argument("--keda-schemas", required=True, help="folder with KEDA's CRD YAML files")
     parser.add_argument("--markdown", action="append", default=[],
-                        help="Markdown file whose ```yaml blocks are validated too, such as docs/k3s.md. Repeat for more files")
+                        help="Markdown file whose ```yaml blocks are validated too, such as the README. Repeat for more files")
     args = parser.parse_args()
 
     crd_schemas = load_crd_schemas(args.keda_schemas)
