@@ -31,6 +31,8 @@ NODES=${CLUSTER_NODES:-"node-a:runner=true node-b:runner=true node-c"}
 NODE_CPU=${CLUSTER_NODE_CPU:-4}
 NODE_MEMORY=${CLUSTER_NODE_MEMORY:-8Gi}
 NODE_PODS=${CLUSTER_NODE_PODS:-110}
+# Milliseconds each container waits in ContainerCreating (image pull time).
+START_DELAY_MILLIS=${CLUSTER_START_DELAY_MILLIS:-0}
 
 APISERVER_URL=https://127.0.0.1:$APISERVER_PORT
 PROXY_URL=https://127.0.0.1:$PROXY_PORT
@@ -396,6 +398,7 @@ start_testbed() {
         --kubeconfig "$STATE_DIR/admin.kubeconfig" \
         "${node_args[@]}" --kubelet-port-base "$KUBELET_PORT_BASE" \
         --node-cpu "$NODE_CPU" --node-memory "$NODE_MEMORY" --node-pods "$NODE_PODS" \
+        --start-delay-millis "$START_DELAY_MILLIS" \
         --work-dir "$STATE_DIR/kubelet" \
         --tls-cert "$PKI/kubelet.crt" --tls-key "$PKI/kubelet.key" \
         --python "$python" --node-binary "$(command -v node || echo node)"

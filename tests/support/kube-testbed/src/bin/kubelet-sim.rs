@@ -44,6 +44,10 @@ struct Args {
     /// Maximum number of Pods on each node.
     #[arg(long, default_value = "110")]
     node_pods: String,
+    /// Milliseconds each container spends in ContainerCreating before it
+    /// starts, in place of image pull and container creation.
+    #[arg(long, default_value_t = 0)]
+    start_delay_millis: u64,
     /// Seconds between node status heartbeats.
     #[arg(long, default_value_t = 10)]
     heartbeat_seconds: u64,
@@ -95,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         tls_key: args.tls_key,
         interpreters,
         heartbeat_interval: Duration::from_secs(args.heartbeat_seconds),
+        start_delay: Duration::from_millis(args.start_delay_millis),
         capacity: kubelet::NodeCapacity {
             cpu: args.node_cpu,
             memory: args.node_memory,

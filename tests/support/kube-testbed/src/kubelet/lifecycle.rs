@@ -30,6 +30,9 @@ pub struct Context {
     pub interpreters: Interpreters,
     pub work_dir: PathBuf,
     pub memory: MemorySampler,
+    /// Time spent in ContainerCreating, standing for image pull and
+    /// container creation.
+    pub start_delay: Duration,
 }
 
 /// Why a running container stopped.
@@ -147,6 +150,11 @@ impl PodTask<'_> {
         }
 
         self.set_waiting("ContainerCreating", None).await;
+        if !self.context.start_delay.is_zero() {
+            if let Some(ending) = self.pause(self.context.start_delay, deadline).await {
+                return self.end_before_start(ending).await;
+            }
+        }
 
         let Some(kind) = image::classify(&self.image) else {
             return self.fail_image_pull(deadline).await;

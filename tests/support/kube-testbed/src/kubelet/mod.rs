@@ -36,6 +36,7 @@ pub struct Config {
     pub interpreters: Interpreters,
     pub heartbeat_interval: Duration,
     pub capacity: NodeCapacity,
+    pub start_delay: Duration,
     pub memory_poll_interval: Duration,
 }
 
@@ -86,6 +87,7 @@ pub async fn run(
         interpreters: config.interpreters,
         work_dir: config.work_dir,
         memory: memory::MemorySampler::start(config.memory_poll_interval),
+        start_delay: config.start_delay,
     };
     let names: HashSet<String> = config.nodes.iter().map(|spec| spec.name.clone()).collect();
     let result = tokio::select! {
