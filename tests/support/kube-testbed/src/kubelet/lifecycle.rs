@@ -74,11 +74,10 @@ pub async fn run_pod(context: Context, handle: Arc<PodHandle>, pod: Pod) {
         })
         .unwrap_or_else(Utc::now);
 
+    let supported =
+        spec.containers.len() == 1 && spec.init_containers.as_ref().is_none_or(Vec::is_empty);
     let finished = match spec.containers.first() {
-        Some(container)
-            if spec.containers.len() == 1
-                && spec.init_containers.as_ref().is_none_or(Vec::is_empty) =>
-        {
+        Some(container) => {
             let task = PodTask {
                 context: &context,
                 handle: &handle,
@@ -88,10 +87,16 @@ pub async fn run_pod(context: Context, handle: Arc<PodHandle>, pod: Pod) {
                 image: container.image.clone().unwrap_or_default(),
                 start_time,
             };
-            task.run(&root).await
+            if supported {
+                task.run(&root).await
+            } else {
+                task.reject_unsupported().await
+            }
         }
-        _ => {
-            tracing::warn!("Pod has init containers or more than one container, which the simulated kubelet does not run");
+        // The API server rejects Pods without containers, so this Pod
+        // cannot exist. Waiting for its removal is all there is to do.
+        None => {
+            handle.removed.cancelled().await;
             false
         }
     };
@@ -126,13 +131,14 @@ pub async fn run_pod(context: Context, handle: Arc<PodHandle>, pod: Pod) {
 }
 
 impl PodTask<'_> {
-    /// Returns false when the Pod went away before reaching a final state.
+    /// Returns false when the Pod was removed before reaching a final state.
     async fn run(&self, root: &std::path::Path) -> bool {
         let name = self.container.name.as_str();
         let deadline = self.deadline();
 
         if already_started(self.pod) {
-            // A previous simulator process ran this container; its process is gone.
+            // A previous simulator process ran this container, and its
+            // process no longer exists.
             self.report(
                 ContainerState::Terminated {
                     exit_code: 137,
@@ -347,6 +353,18 @@ impl PodTask<'_> {
             .and_then(|spec| spec.termination_grace_period_seconds)
             .unwrap_or(30);
         seconds.clamp(0, 30) as u64
+    }
+
+    /// Reports CreateContainerConfigError for a Pod with init containers or
+    /// more than one container, which the simulator does not run.
+    async fn reject_unsupported(&self) -> bool {
+        tracing::warn!("Pod has init containers or more than one container, which the simulated kubelet does not run");
+        let message =
+            "the simulated kubelet runs only Pods with one container and no init containers";
+        self.set_waiting("CreateContainerConfigError", Some(message.to_string()))
+            .await;
+        let ending = self.wait_for_end(self.deadline()).await;
+        self.end_before_start(ending).await
     }
 
     /// Reports ErrImagePull, then ImagePullBackOff, and waits for the end.
