@@ -153,8 +153,8 @@ impl Forwarder {
     }
 }
 
-/// Returns whether a request is a watch: its query has `watch=true` (or `1`), or it uses the
-/// deprecated `/watch/` path prefix.
+/// Returns whether a request is a watch: its query has `watch=true` (or
+/// `1`), or it uses the deprecated `/watch/` path prefix.
 fn is_watch(path_and_query: &str) -> bool {
     let (path, query) = path_and_query
         .split_once('?')
