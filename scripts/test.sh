@@ -17,8 +17,23 @@ cargo fmt --all -- --check
 stage "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-stage "cargo test (unit and black-box tests)"
+stage "local test cluster (etcd, kube-apiserver, controller manager, scheduler, simulated kubelet)"
+cluster_was_up=0
+scripts/local-cluster.sh status >/dev/null 2>&1 && cluster_was_up=1
+scripts/local-cluster.sh up
+if [ "$cluster_was_up" -eq 0 ]; then
+  # Stop only a cluster this script started, so a developer's own one stays up.
+  trap 'scripts/local-cluster.sh down >/dev/null 2>&1 || true' EXIT
+fi
+eval "$(scripts/local-cluster.sh env)"
+# Kubernetes tests fail instead of skipping when the cluster is missing.
+export CODE_RUNNER_REQUIRE_CLUSTER=1
+
+stage "cargo test (unit, black-box and Kubernetes tests)"
 cargo test --workspace --locked
+
+stage "dashboard queries against real /metrics output"
+scripts/check-dashboard-live.sh
 
 if [ -x scripts/check-deploy.sh ]; then
   stage "deployment checks"

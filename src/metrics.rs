@@ -167,6 +167,14 @@ pub fn record_watch_event(resource: &'static str, kind: &'static str) {
     counter!(WATCH_EVENTS, "resource" => resource, "type" => kind).increment(1);
 }
 
+/// Exports the watch restart counters at zero, so dashboards and alerts see
+/// the series before the first restart.
+pub fn register_watch_restarts() {
+    for resource in ["jobs", "pods"] {
+        counter!(WATCH_RESTARTS, "resource" => resource).absolute(0);
+    }
+}
+
 pub fn record_watch_restart(resource: &'static str) {
     counter!(WATCH_RESTARTS, "resource" => resource).increment(1);
 }

@@ -65,6 +65,7 @@ impl Watcher {
     /// Runs both watches and the reconciliation until `stop` fires.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         info!(worker = %self.worker_id, namespace = %self.namespace, "watcher starting");
+        metrics::register_watch_restarts();
         let config = watcher::Config::default().labels(RUNNER_SELECTOR);
         let (jobs_reader, jobs_writer) = reflector::store::<Job>();
         let (pods_reader, pods_writer) = reflector::store::<Pod>();
