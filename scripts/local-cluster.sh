@@ -58,8 +58,13 @@ ensure_packages() {
     [ -d /usr/share/gocode/src/github.com/modern-go/reflect2 ] || missing+=(golang-github-modern-go-reflect2-dev)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2 ||
-            die "apt-get install ${missing[*]} failed; run 'apt-get update' and retry"
+        if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2; then
+            # A fresh machine may have no package lists yet.
+            log "apt-get install failed, updating package lists and retrying"
+            apt-get update -q >&2 || die "apt-get update failed"
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2 ||
+                die "apt-get install ${missing[*]} failed"
+        fi
     fi
 }
 
