@@ -360,6 +360,26 @@ async fn unknown_routes_get_json_errors() {
         assert!(allowed.contains(&"GET"), "{method}: Allow is {allow:?}");
         assert!(allowed.contains(&"DELETE"), "{method}: Allow is {allow:?}");
     }
+    let response = http
+        .get(service.url("/runs/01jf3m6x2q8v9w0a1b2c3d4e5f/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_error("events of an unknown run", response, 404, "not_found", None).await;
+    let response = http
+        .get(service.url(&format!("/runs/{id}/logs?follow=sometimes")))
+        .send()
+        .await
+        .unwrap();
+    assert_error(
+        "an invalid follow value",
+        response,
+        400,
+        "invalid_request",
+        Some("follow"),
+    )
+    .await;
+
     let response = http.delete(service.url("/runs")).send().await.unwrap();
     assert!(response.headers().contains_key(reqwest::header::ALLOW));
     assert_error("DELETE /runs", response, 405, "method_not_allowed", None).await;
@@ -431,9 +451,20 @@ async fn idempotency_key_returns_first_run() {
     assert_eq!(redis.queue_len().await, 1);
     assert_eq!(stored_runs(&redis).await, 1);
 
+    // Concurrent retries with one key still create a single run.
+    let retries = (0..10).map(|_| post("retry-key-3"));
+    let mut retried_ids = Vec::new();
+    for response in futures::future::join_all(retries).await {
+        let run: Value = response.unwrap().json().await.unwrap();
+        retried_ids.push(run["id"].as_str().unwrap().to_string());
+    }
+    retried_ids.dedup();
+    assert_eq!(retried_ids.len(), 1, "{retried_ids:?}");
+    assert_eq!(redis.queue_len().await, 2);
+
     let other: Value = post("retry-key-2").await.unwrap().json().await.unwrap();
     assert_ne!(other["id"], first["id"]);
-    assert_eq!(redis.queue_len().await, 2);
+    assert_eq!(redis.queue_len().await, 3);
 
     let response = service
         .http()
@@ -451,7 +482,7 @@ async fn idempotency_key_returns_first_run() {
         Some("Idempotency-Key"),
     )
     .await;
-    assert_eq!(redis.queue_len().await, 2);
+    assert_eq!(redis.queue_len().await, 3);
 }
 
 #[tokio::test]

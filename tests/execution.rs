@@ -62,6 +62,20 @@ async fn hello_world_succeeds() {
         assert_eq!(run["reason"], Value::Null, "{language}: {run}");
         assert_eq!(run["logs_truncated"], false, "{language}: {run}");
         assert_eq!(logs, "Hello from k3s\n", "{language}");
+        assert_eq!(run["language"], language, "{run}");
+        assert_eq!(run["timeout_seconds"], 30, "{run}");
+        for field in [
+            "created_at",
+            "dispatched_at",
+            "started_at",
+            "finished_at",
+            "node",
+        ] {
+            assert!(run[field].is_string(), "{language}: {field} in {run}");
+        }
+        for field in ["queue_wait_ms", "duration_ms"] {
+            assert!(run[field].is_u64(), "{language}: {field} in {run}");
+        }
     }
 }
 
@@ -257,6 +271,26 @@ async fn output_flood_is_capped() {
         "the service used {} MiB of memory",
         max_rss >> 20
     );
+}
+
+#[tokio::test]
+async fn memory_hog_fails_without_harm() {
+    let redis = RedisServer::start().await;
+    let service = dev(&redis, "memory-hog").await;
+
+    // The default memory limit is 256 MiB, so 2 GiB cannot be allocated.
+    let (run, logs) = service
+        .run_to_end(
+            json!({"language": "python", "code": "block = bytearray(2 << 30)\nprint(len(block))"}),
+        )
+        .await;
+
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(logs.contains("MemoryError"), "{logs}");
+    let (run, _) = service
+        .run_to_end(json!({"language": "python", "code": "print('still serving')"}))
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
 }
 
 #[tokio::test]

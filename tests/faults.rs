@@ -186,25 +186,8 @@ async fn service_recovers_after_redis_restart() {
     assert_eq!(response.status(), 200, "liveness during the outage");
 
     redis.restart().await;
+    service.wait_ready().await;
 
-    let started = Instant::now();
-    loop {
-        let response = service
-            .http()
-            .get(service.url("/ready"))
-            .send()
-            .await
-            .unwrap();
-        if response.status() == 200 {
-            break;
-        }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "/ready stayed {} after Redis came back",
-            response.status()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     let (run, logs) = service
         .run_to_end(json!({"language": "python", "code": "print('after')"}))
         .await;
@@ -301,4 +284,87 @@ async fn sigterm_requeues_undispatched_run() {
     let run: Value = api.wait_finished(&id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(api.logs(&id).await, "later\n");
+}
+
+#[tokio::test]
+async fn run_ending_during_redis_outage_is_settled() {
+    let mut redis = RedisServer::start().await;
+    let service = service(Mode::Dev, "outage-during-run").start(&redis).await;
+    let code = "import time\nprint('before', flush=True)\ntime.sleep(3)\nprint('after')\n";
+    let id = service
+        .submit_id(json!({"language": "python", "code": code, "timeout_seconds": 60}))
+        .await;
+    service
+        .wait_for(&id, "running with output", |run| run["status"] == "running")
+        .await;
+
+    // The program ends while Redis is down; the restart brings the data back.
+    redis.save_and_stop().await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    redis.restart().await;
+    service.wait_ready().await;
+
+    let run = service.wait_finished(&id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(service.logs(&id).await, "before\nafter\n");
+}
+
+#[tokio::test]
+async fn run_of_worker_killed_while_running_is_settled() {
+    let redis = RedisServer::start().await;
+    let api = service(Mode::Api, "killed-running").start(&redis).await;
+    let mut first = service(Mode::Worker, "killed-running-w1")
+        .env("WORKER_ID", "w1")
+        .start(&redis)
+        .await;
+    let marker = common::unique("killed-worker-marker");
+    let code = format!(
+        "import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)  # {marker}'])\nprint('started', flush=True)\ntime.sleep(600)\n"
+    );
+    let id = api
+        .submit_id(json!({"language": "python", "code": code, "timeout_seconds": 300}))
+        .await;
+    api.wait_for(&id, "a running marked process", |run| {
+        run["status"] == "running" && !common::pgrep(&marker).is_empty()
+    })
+    .await;
+
+    first.signal(Signal::SIGKILL);
+    first
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("the first worker dies at SIGKILL");
+    let started = Instant::now();
+    while !common::pgrep(&marker).is_empty() && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        common::pgrep(&marker),
+        Vec::<u32>::new(),
+        "the program outlived its worker"
+    );
+
+    // Another worker settles the run once the dead worker's heartbeat expires.
+    let _second = service(Mode::Worker, "killed-running-w2")
+        .env("WORKER_ID", "w2")
+        .start(&redis)
+        .await;
+    let started = Instant::now();
+    let run = loop {
+        let run = api.run(&id).await;
+        if run["status"] != "running" {
+            break run;
+        }
+        assert!(
+            started.elapsed() < RECOVERY_DEADLINE,
+            "the run of the killed worker stayed running: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(run["status"], "error", "{run}");
+    assert_eq!(run["reason"], "WorkerStopped", "{run}");
+    assert_eq!(api.logs(&id).await, "started\n");
+    let mut connection = redis.connection().await;
+    let active: u64 = connection.llen("runs:active").await.unwrap();
+    assert_eq!(active, 0, "the settled run is still in runs:active");
 }

@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -244,7 +245,19 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port, with an empty data set.
+    /// Writes the data set to `dump.rdb` and then kills the server, so that
+    /// [`restart`](Self::restart) brings the same data back.
+    pub async fn save_and_stop(&mut self) {
+        let mut connection = self.connection().await;
+        let _: () = redis::cmd("SAVE")
+            .query_async(&mut connection)
+            .await
+            .expect("SAVE succeeds");
+        self.stop();
+    }
+
+    /// Starts the server again on the same port. The data set is empty
+    /// unless [`save_and_stop`](Self::save_and_stop) stopped it.
     pub async fn restart(&mut self) {
         self.stop();
         let started = Instant::now();
@@ -317,13 +330,15 @@ impl ServiceBuilder {
         for _ in 0..START_ATTEMPTS {
             let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
             let metrics_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-            let child = self.spawn(redis, addr, metrics_addr, &log);
+            let temp = temp_dir_for_programs();
+            let child = self.spawn(redis, addr, metrics_addr, &log, temp.path());
             let mut service = Service {
                 mode: self.mode,
                 child: Some(child),
                 addr,
                 metrics_addr,
                 log: log.clone(),
+                temp,
                 http: reqwest::Client::builder()
                     .timeout(REQUEST_TIMEOUT)
                     .build()
@@ -350,6 +365,7 @@ impl ServiceBuilder {
         addr: SocketAddr,
         metrics_addr: SocketAddr,
         log: &Path,
+        temp: &Path,
     ) -> Child {
         let log = File::options()
             .create(true)
@@ -369,7 +385,10 @@ impl ServiceBuilder {
             .env("LISTEN_ADDR", addr.to_string())
             .env("METRICS_ADDR", metrics_addr.to_string())
             // `api` and `worker` default to Kubernetes; these tests have no cluster.
-            .env("EXECUTOR", "local");
+            .env("EXECUTOR", "local")
+            // The local executor creates each run's directory here, which
+            // tells which processes belong to this service.
+            .env("TMPDIR", temp);
         for (name, value) in &self.env {
             command.env(name, value);
         }
@@ -394,6 +413,8 @@ pub struct Service {
     http: reqwest::Client,
     /// A client with no overall timeout, for streamed responses.
     streaming: reqwest::Client,
+    /// The service's `TMPDIR`, under which its programs run.
+    temp: tempfile::TempDir,
 }
 
 impl Service {
@@ -443,6 +464,24 @@ impl Service {
         &self.streaming
     }
 
+    /// Polls `/ready` until it returns 200. Panics after [`DEADLINE`].
+    pub async fn wait_ready(&self) {
+        let started = Instant::now();
+        loop {
+            let response = self.http.get(self.url("/ready")).send().await;
+            let status = response.map(|response| response.status().as_u16());
+            if matches!(status, Ok(200)) {
+                return;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "/ready returned {status:?} for {DEADLINE:?}; service log: {}",
+                self.log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Submits a run and returns the created run object. Panics unless the status is 201.
     pub async fn submit(&self, body: Value) -> Value {
         let response = self
@@ -453,10 +492,17 @@ impl Service {
             .await
             .expect("POST /runs gets a response");
         let status = response.status();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
         let text = response.text().await.unwrap_or_default();
         assert_eq!(status, 201, "POST /runs with {body} returned {text}");
         let run: Value = serde_json::from_str(&text).expect("POST /runs returns JSON");
-        assert!(run["id"].is_string(), "the created run has an id: {run}");
+        let id = run["id"].as_str().expect("the created run has an id");
+        assert_eq!(location, Some(format!("/runs/{id}")), "Location of {run}");
+        assert_eq!(run["status"], "queued", "{run}");
         run
     }
 
@@ -598,6 +644,7 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         self.kill();
+        kill_processes_under(self.temp.path());
         if std::thread::panicking() {
             eprintln!(
                 "code-runner {} log: {}",
@@ -606,6 +653,49 @@ impl Drop for Service {
             );
         }
     }
+}
+
+/// Creates the `TMPDIR` of one service. Programs run as an unprivileged
+/// user, so it must be searchable by everyone.
+fn temp_dir_for_programs() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("code-runner-test-")
+        .tempdir()
+        .expect("a temporary directory can be created");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("the temporary directory's mode can be set");
+    dir
+}
+
+/// Kills every process whose working directory is under `dir`: the programs
+/// of a service that was killed, which may outlive it.
+pub fn kill_processes_under(dir: &Path) {
+    // More than one pass, in case a program forked during the previous one.
+    for _ in 0..3 {
+        let mut found = false;
+        for pid in processes_under(dir) {
+            send_signal(pid, Signal::SIGKILL);
+            found = true;
+        }
+        if !found {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Returns the ids of processes whose working directory is under `dir`.
+pub fn processes_under(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
+        })
+        .collect()
 }
 
 /// Checks an error response: its status, the JSON error shape and its code
