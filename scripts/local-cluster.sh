@@ -304,11 +304,20 @@ stop_component() {
     rm -f "$PIDS/$name.pid"
 }
 
-# Waits until `curl` of $2 with the admin token returns 'ok', at most $3 seconds.
+# Stops the script if component $1 has exited, showing the end of its log.
+require_running() {
+    pid_of "$1" >/dev/null && return
+    tail -n 15 "$LOGS/$1.log" >&2 || true
+    die "$1 exited during start; see $LOGS/$1.log (is one of its ports in use?)"
+}
+
+# Waits until `curl` of $2 with the admin token returns 'ok', at most $3
+# seconds, while component $1 runs.
 wait_for_ok() {
     local what=$1 url=$2 limit=$3 started
     started=$(date +%s)
     until [ "$(curl -s --max-time 2 --cacert "$PKI/ca.crt" -H "Authorization: Bearer $(token_of admin)" "$url" 2>/dev/null)" = ok ]; do
+        require_running "$what"
         if [ $(($(date +%s) - started)) -ge "$limit" ]; then
             die "$what not ready after ${limit}s; see $LOGS/"
         fi
@@ -386,10 +395,18 @@ start_control_plane() {
 }
 
 start_testbed() {
-    log "building kube-testbed"
-    (cd "$REPO_ROOT" && cargo build -q -p kube-testbed) || die "cargo build -p kube-testbed failed"
     local bin
     bin=$(testbed_binaries)
+    # Cargo waits for the workspace build lock, which other builds may hold
+    # for minutes, so it runs only when a source is newer than a binary.
+    local crate=$REPO_ROOT/tests/support/kube-testbed
+    if [ ! -x "$bin/kubelet-sim" ] || [ ! -x "$bin/fault-proxy" ] ||
+        [ -n "$(find "$crate" "$REPO_ROOT/Cargo.lock" -newer "$bin/kubelet-sim" -print -quit 2>/dev/null)" ] ||
+        [ -n "$(find "$crate" "$REPO_ROOT/Cargo.lock" -newer "$bin/fault-proxy" -print -quit 2>/dev/null)" ]; then
+        log "building kube-testbed"
+        (cd "$REPO_ROOT" && cargo build -q -p kube-testbed) || die "cargo build -p kube-testbed failed"
+        touch "$bin/kubelet-sim" "$bin/fault-proxy"
+    fi
     start_component fault-proxy "$bin/fault-proxy" \
         --listen "127.0.0.1:$PROXY_PORT" --admin-listen "127.0.0.1:$PROXY_ADMIN_PORT" \
         --upstream "$APISERVER_URL" --upstream-ca "$PKI/ca.crt" \
@@ -419,6 +436,7 @@ wait_for_nodes() {
             jq '[.items[] | select(any(.status.conditions[]?; .type == "Ready" and .status == "True"))
                  | select(all(.spec.taints[]?; .key != "node.kubernetes.io/not-ready"))] | length' 2>/dev/null || echo 0)
         [ "$ready" -ge "$expected" ] && return
+        require_running kubelet-sim
         if [ $(($(date +%s) - started)) -ge 60 ]; then
             die "only $ready of $expected nodes Ready after 60s; see $LOGS/kubelet-sim.log"
         fi
