@@ -136,7 +136,7 @@ build_kubernetes() {
     local gopath=$K8S_CACHE/gopath
     mkdir -p "$gopath/src/k8s.io"
     ln -sfn "$tree" "$gopath/src/k8s.io/kubernetes"
-    log "building ${wanted[*]} (about 5 minutes on 2 cores); output in $K8S_CACHE/build.log"
+    log "building ${wanted[*]} (several minutes); output in $K8S_CACHE/build.log"
     (
         cd "$gopath/src/k8s.io/kubernetes"
         export GOPATH=$gopath GO111MODULE=off GOFLAGS=-mod=vendor GOCACHE=$K8S_CACHE/gocache
