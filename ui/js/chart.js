@@ -3,6 +3,9 @@
 const SVG_NS = "http://www.w3.org/2000/svg";
 const HEIGHT = 220;
 const MARGIN = { top: 12, right: 16, bottom: 28, left: 36 };
+const TIME_STEPS_MS = [30000, 60000, 120000, 300000];
+// Half the width of a time label such as "09:57:30 PM" at 11 px, an estimate.
+const LABEL_HALF_WIDTH = 36;
 
 export const SERIES = [
   { key: "queue_depth", label: "Queue depth", className: "series-queue" },
@@ -37,8 +40,9 @@ function integerTicks(max) {
   return ticks;
 }
 
-function formatClock(milliseconds) {
-  return new Date(milliseconds).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+function formatClock(milliseconds, withSeconds) {
+  const parts = withSeconds ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" };
+  return new Date(milliseconds).toLocaleTimeString([], parts);
 }
 
 /**
@@ -74,15 +78,19 @@ export function drawChart(container, samples, start, end) {
     grid.append(svgElement("line", { x1: MARGIN.left, x2: width - MARGIN.right, y1: y(tick), y2: y(tick) }));
     grid.append(svgElement("text", { x: MARGIN.left - 6, y: y(tick) + 4, "text-anchor": "end" }, String(tick)));
   }
-  const minuteStep = plotWidth < 400 ? 4 : 2;
-  const firstMinute = Math.ceil(start / 60000);
-  for (let minute = firstMinute; minute * 60000 <= end; minute++) {
-    if (minute % minuteStep !== 0) {
-      continue;
+  // About one time label per 110 px, on whole half minutes or minutes.
+  const maxLabels = Math.max(2, Math.floor(plotWidth / 110));
+  const timeStep = TIME_STEPS_MS.find((step) => (end - start) / step <= maxLabels) || TIME_STEPS_MS.at(-1);
+  for (let time = Math.ceil(start / timeStep) * timeStep; time <= end; time += timeStep) {
+    grid.append(svgElement("line", { x1: x(time), x2: x(time), y1: MARGIN.top, y2: MARGIN.top + plotHeight }));
+    // Labels near either end align to it, so none is cut off.
+    let anchor = "middle";
+    if (x(time) > width - MARGIN.right - LABEL_HALF_WIDTH) {
+      anchor = "end";
+    } else if (x(time) < MARGIN.left + LABEL_HALF_WIDTH) {
+      anchor = "start";
     }
-    const time = minute * 60000;
-    grid.append(svgElement("line", { x1: x(time), x2: x(time), y1: MARGIN.top, y2: MARGIN.top + plotHeight, class: "chart-grid-vertical" }));
-    grid.append(svgElement("text", { x: x(time), y: HEIGHT - 8, "text-anchor": "middle" }, formatClock(time)));
+    grid.append(svgElement("text", { x: x(time), y: HEIGHT - 8, "text-anchor": anchor }, formatClock(time, timeStep < 60000)));
   }
   svg.append(grid);
 

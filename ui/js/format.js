@@ -54,6 +54,12 @@ export function shortId(id) {
   return id.length > 10 ? `…${id.slice(-8)}` : id;
 }
 
+/** Ends a message from the server with a full stop, so that more text can follow it. */
+export function asSentence(text) {
+  const trimmed = text.trim();
+  return /[.!?]$/.test(trimmed) ? trimmed : `${trimmed}.`;
+}
+
 /** Returns a value for display, with a dash for null and undefined. */
 export function orDash(value) {
   return value === null || value === undefined || value === "" ? "–" : String(value);

@@ -4,10 +4,11 @@
 
 import { apiJson } from "./api.js";
 import { drawChart } from "./chart.js";
-import { element, formatTime, orDash, shortId } from "./format.js";
+import { asSentence, element, formatTime, orDash, shortId } from "./format.js";
 
 const POLL_INTERVAL_MS = 2000;
 const WINDOW_MS = 10 * 60 * 1000;
+const MIN_WINDOW_MS = 2 * 60 * 1000;
 
 export class Monitor {
   /** onOpenRun(id) is called when a run id in the monitor is clicked. */
@@ -27,6 +28,7 @@ export class Monitor {
       runnerPods: find("#runner-pods"),
       nodeBars: find("#node-bars"),
       chart: find("#monitor-chart"),
+      chartCaption: find("#monitor-chart-caption"),
     };
     // Samples by time (epoch ms); the server's history and this page's own polls share it.
     this.samples = new Map();
@@ -110,12 +112,18 @@ export class Monitor {
     }
   }
 
+  // The time axis spans the samples at hand, from MIN_WINDOW_MS up to WINDOW_MS,
+  // so a fresh server or page does not squeeze its data into one corner.
   drawTimeline() {
     const end = Date.now();
     const samples = [...this.samples.entries()]
       .sort((a, b) => a[0] - b[0])
       .map(([at, sample]) => ({ ...sample, at }));
-    drawChart(this.nodes.chart, samples, end - WINDOW_MS, end);
+    const span = samples.length > 0 ? end - samples[0].at : 0;
+    const windowMs = Math.min(WINDOW_MS, Math.max(MIN_WINDOW_MS, Math.ceil(span / 60000) * 60000));
+    this.nodes.chartCaption.textContent =
+      `Queue depth, worker replicas and active runs over the last ${windowMs / 60000} minutes`;
+    drawChart(this.nodes.chart, samples, end - windowMs, end);
   }
 
   render(status) {
@@ -134,10 +142,9 @@ export class Monitor {
     this.nodes.workersReady.textContent = orDash(status.workers.ready);
     this.nodes.workersDesired.textContent = orDash(status.workers.desired);
     this.nodes.workerPods.replaceChildren(
-      podTable(
+      podList(
         "Worker Pods",
-        ["Pod", "Node", "Phase"],
-        status.workers.pods.map((pod) => [pod.name, orDash(pod.node), phaseBadge(pod.phase)]),
+        status.workers.pods.map((pod) => ({ title: pod.name, node: pod.node, phase: pod.phase })),
         status.kubernetes.ok ? "No worker Pods." : "No worker Pods: no cluster data.",
       ),
     );
@@ -149,15 +156,9 @@ export class Monitor {
 
     this.nodes.runnersActive.textContent = redisOk ? String(status.runners.active) : "?";
     this.nodes.runnerPods.replaceChildren(
-      podTable(
+      podList(
         "Runner Pods",
-        ["Run", "Pod", "Node", "Phase"],
-        status.runners.pods.map((pod) => [
-          pod.run_id ? runButton(pod.run_id) : "–",
-          pod.pod,
-          orDash(pod.node),
-          phaseBadge(pod.phase),
-        ]),
+        status.runners.pods.map((pod) => ({ title: pod.pod, runId: pod.run_id, node: pod.node, phase: pod.phase })),
         status.kubernetes.ok ? "No runner Pods." : "No runner Pods: no cluster data.",
       ),
     );
@@ -172,7 +173,7 @@ export class Monitor {
         banner(
           "error",
           "Redis unreachable.",
-          `${status.redis.message || "The API cannot reach Redis."} Runs cannot be submitted or listed until it is back.`,
+          `${asSentence(status.redis.message || "The API cannot reach Redis")} Runs cannot be submitted or listed until it is back.`,
         ),
       );
     }
@@ -194,7 +195,7 @@ export class Monitor {
   renderUnreachable(error) {
     this.nodes.updated.textContent = `Last attempt ${formatTime(new Date().toISOString())}`;
     const title = error.status === 401 ? "API token required." : "API unreachable.";
-    this.nodes.banners.replaceChildren(banner("error", title, `${error.message} Retrying every ${POLL_INTERVAL_MS / 1000} s.`));
+    this.nodes.banners.replaceChildren(banner("error", title, `${asSentence(error.message)} Retrying every ${POLL_INTERVAL_MS / 1000} s.`));
   }
 
   renderNodes(status) {
@@ -239,23 +240,24 @@ function phaseBadge(phase) {
   return element("span", { className: `phase phase-${name.toLowerCase()}`, text: name });
 }
 
-function podTable(caption, headers, rows, emptyText) {
-  if (rows.length === 0) {
+// Lists Pods as two lines each (name, then node and phase), which fits a
+// narrow card better than a table. A runner Pod leads with its run id.
+function podList(label, pods, emptyText) {
+  if (pods.length === 0) {
     return element("p", { className: "muted", text: emptyText });
   }
-  const head = element("tr", {}, headers.map((header) => element("th", { scope: "col", text: header })));
-  const body = rows.map((cells) =>
-    element(
-      "tr",
-      {},
-      cells.map((cell) => element("td", {}, [cell])),
-    ),
-  );
-  return element("div", { className: "table-wrap" }, [
-    element("table", { className: "pod-table" }, [
-      element("caption", { className: "visually-hidden", text: caption }),
-      element("thead", {}, [head]),
-      element("tbody", {}, body),
-    ]),
-  ]);
+  const items = pods.map((pod) => {
+    const first = pod.runId !== undefined
+      ? [pod.runId ? runButton(pod.runId) : element("span", { className: "muted", text: "no run id" })]
+      : [];
+    first.push(element("span", { className: "pod-name", title: pod.title, text: pod.title }));
+    return element("li", { className: "pod" }, [
+      element("div", { className: "pod-title" }, first),
+      element("div", { className: "pod-meta" }, [
+        phaseBadge(pod.phase),
+        element("span", { className: "muted", text: pod.node ? `on ${pod.node}` : "not scheduled" }),
+      ]),
+    ]);
+  });
+  return element("ul", { className: "pod-list", "aria-label": label }, items);
 }

@@ -3,6 +3,7 @@
 
 import { newIdempotencyKey, postJson } from "./api.js";
 import { attachCodeEditor } from "./editor.js";
+import { asSentence } from "./format.js";
 
 const DRAFT_KEY = "code-runner.draft";
 
@@ -52,7 +53,7 @@ export function showFormError(box, form, error, fieldControls) {
   const parts = [];
   const message = document.createElement("span");
   message.className = "error-message";
-  message.textContent = error.message;
+  message.textContent = asSentence(error.message);
   parts.push(message);
   if (error.field) {
     const field = document.createElement("span");

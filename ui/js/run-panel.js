@@ -49,6 +49,8 @@ export class RunPanel {
     };
     this.run = null;
     this.controller = null;
+    // Counts open() and show() calls, so a slow open() cannot replace a newer run.
+    this.openRequest = 0;
     this.nodes.cancel.addEventListener("click", () => this.cancel());
   }
 
@@ -63,6 +65,7 @@ export class RunPanel {
 
   /** Shows a run object and follows it until it ends. */
   show(run) {
+    this.openRequest += 1;
     this.stop();
     this.controller = new AbortController();
     this.run = null;
@@ -79,10 +82,17 @@ export class RunPanel {
 
   /** Loads a run by id, then shows it. */
   async open(id) {
+    // Only the latest of several quick clicks may fill the panel.
+    const request = ++this.openRequest;
     try {
       const run = await apiJson(`/runs/${encodeURIComponent(id)}`);
-      this.show(run);
+      if (request === this.openRequest) {
+        this.show(run);
+      }
     } catch (error) {
+      if (request !== this.openRequest) {
+        return;
+      }
       this.stop();
       this.run = null;
       this.nodes.empty.hidden = true;

@@ -154,14 +154,14 @@ export class RunsTable {
         "aria-label": `Run ${run.id}, ${run.language}, ${run.status}. Press Enter to open.`,
       },
       [
-        element("td", {}, [statusBadge(run.status)]),
-        element("td", { title: run.id }, [element("code", { text: shortId(run.id) })]),
-        element("td", { text: run.language }),
-        element("td", { text: formatTime(run.created_at), title: run.created_at }),
-        element("td", { className: "numeric", text: formatDuration(run.queue_wait_ms) }),
-        element("td", { className: "numeric", text: formatDuration(run.duration_ms) }),
-        element("td", { className: "numeric", text: orDash(run.exit_code) }),
-        element("td", { className: "reason", text: orDash(run.reason), title: run.message || "" }),
+        element("td", { className: "cell-status" }, [statusBadge(run.status)]),
+        element("td", { className: "cell-id", title: run.id }, [element("code", { text: shortId(run.id) })]),
+        element("td", { className: "cell-language", text: run.language }),
+        element("td", { className: "cell-created", text: formatTime(run.created_at), title: run.created_at }),
+        element("td", { className: "numeric cell-queue-wait", text: formatDuration(run.queue_wait_ms) }),
+        element("td", { className: "numeric cell-duration", text: formatDuration(run.duration_ms) }),
+        element("td", { className: "numeric cell-exit-code", text: orDash(run.exit_code) }),
+        element("td", { className: "cell-reason", text: orDash(run.reason), title: run.message || "" }),
       ],
     );
     return row;
