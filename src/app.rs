@@ -7,7 +7,7 @@ use anyhow::Context;
 use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::api::{self, AppState};
 use crate::config::{Config, ExecutorKind};
@@ -22,6 +22,17 @@ use crate::status::StatusView;
 use crate::store::RunStore;
 use crate::watcher::Watcher;
 use crate::worker::Worker;
+
+/// Sets the queue gauges from Redis at scrape time; stale values stay while it is down.
+pub async fn refresh_queue_gauges(store: &RunStore) {
+    match (store.queue_depth().await, store.active_count().await) {
+        (Ok(depth), Ok(active)) => {
+            metrics::set_queue_depth(depth);
+            metrics::set_active_runs(active);
+        }
+        (Err(error), _) | (_, Err(error)) => debug!(%error, "queue gauges not refreshed"),
+    }
+}
 
 /// Cancels the token on SIGTERM or Ctrl-C.
 pub fn shutdown_on_signal() -> CancellationToken {
@@ -161,13 +172,18 @@ pub async fn run_worker(config: Config) -> anyhow::Result<()> {
     let worker = Worker::new(&config, Arc::clone(&store), executor);
     let worker_task = tokio::spawn(worker.run(shutdown.clone()));
 
+    let metrics_store = Arc::clone(&store);
     let router = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route(
             "/metrics",
             get(move || {
                 let handle = handle.clone();
-                async move { handle.render() }
+                let store = Arc::clone(&metrics_store);
+                async move {
+                    refresh_queue_gauges(&store).await;
+                    handle.render()
+                }
             }),
         );
     let served = serve(router, config.metrics_addr, shutdown.clone()).await;
