@@ -31,19 +31,21 @@ ensure_runtime() {
   fi
 }
 
-# Starts a Redis server on 127.0.0.1:6379 unless one answers there.
+# Starts a Redis server on 127.0.0.1:6379 unless one answers there. It keeps
+# an append-only file, so queued runs survive a restart of Redis.
 ensure_redis() {
   if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     return 0
   fi
-  echo "==> starting redis-server on 127.0.0.1:6379"
-  mkdir -p "${TMPDIR:-/tmp}/code-runner-redis"
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
-    --dir "${TMPDIR:-/tmp}/code-runner-redis" --logfile "${TMPDIR:-/tmp}/code-runner-redis/redis.log"
+  local dir="${XDG_STATE_HOME:-$HOME/.local/state}/code-runner/redis"
+  echo "==> starting redis-server on 127.0.0.1:6379 (data in $dir)"
+  mkdir -p "$dir"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly yes \
+    --dir "$dir" --logfile "$dir/redis.log"
   for _ in $(seq 1 50); do
     redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  echo "error: redis-server did not start; see ${TMPDIR:-/tmp}/code-runner-redis/redis.log" >&2
+  echo "error: redis-server did not start; see $dir/redis.log" >&2
   exit 1
 }
