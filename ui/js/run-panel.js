@@ -16,15 +16,20 @@ const STEPS = [
   { status: "pending", label: "Pending", time: null },
   { status: "running", label: "Running", time: "started_at" },
 ];
-const STEP_RANK = { queued: 0, dispatched: 1, pending: 2, running: 3 };
+const STEP_RANK = Object.fromEntries(STEPS.map((step, index) => [step.status, index]));
 
+// Resolves after the delay, or at once when the signal aborts.
 function sleep(milliseconds, signal) {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, milliseconds);
-    signal.addEventListener("abort", () => {
+    const onAbort = () => {
       clearTimeout(timer);
       resolve();
-    });
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, milliseconds);
+    signal.addEventListener("abort", onAbort, { once: true });
   });
 }
 
@@ -71,6 +76,7 @@ export class RunPanel {
     this.run = null;
     this.reportedFinished = false;
     this.logsComplete = false;
+    this.reconnecting = false;
     this.nodes.output.textContent = "";
     this.setError(null);
     this.nodes.empty.hidden = true;
@@ -242,6 +248,10 @@ export class RunPanel {
             if (name === "status" && !signal.aborted) {
               this.update(JSON.parse(data));
               attempt = 0;
+              if (this.reconnecting) {
+                this.reconnecting = false;
+                this.setError(null);
+              }
             }
           },
           signal,
@@ -254,7 +264,8 @@ export class RunPanel {
           this.setError(error);
           return;
         }
-        this.setError(new Error(`Lost the live status (${error.message}); reconnecting…`));
+        this.reconnecting = true;
+        this.setError(new Error(`Lost the live status (${error.message}). Reconnecting…`));
       }
       if (signal.aborted || (this.run && isTerminal(this.run.status))) {
         return;

@@ -162,6 +162,32 @@ export const tests = [
     },
   },
   {
+    name: "run panel survives dropped streams",
+    async run(context, assert) {
+      // Fail the first event stream and the first log follow; the later attempts go through.
+      const dropped = { events: 0, logs: 0 };
+      await context.route(/\/runs\/[^/]+\/(events|logs\?follow=true)$/, (route) => {
+        const kind = route.request().url().includes("/events") ? "events" : "logs";
+        if (dropped[kind] === 0) {
+          dropped[kind] += 1;
+          return route.abort("connectionreset");
+        }
+        return route.continue();
+      });
+      const page = await openUi(context, { allowed: [/net::ERR_CONNECTION_RESET/] });
+      await setCode(page, 'import time\nprint("before", flush=True)\ntime.sleep(2)\nprint("after", flush=True)\n');
+      await page.click("#run-submit");
+
+      await page.waitForFunction(() => document.querySelector("#run-error").textContent.includes("Reconnecting"));
+      await waitForRunStatus(page, "succeeded");
+      await page.waitForFunction(() => document.querySelector("#run-output-state").textContent === "complete");
+      assert.equal(await page.textContent("#run-output"), "before\nafter\n");
+      assert.equal(await page.isHidden("#run-error"), true, "the reconnect notice goes away");
+      assert.deepEqual(dropped, { events: 1, logs: 1 });
+      assertNoConsoleErrors(assert, page);
+    },
+  },
+  {
     name: "editor keys indent outdent and run",
     async run(context, assert) {
       const page = await openUi(context);
