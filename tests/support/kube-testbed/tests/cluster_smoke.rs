@@ -25,11 +25,13 @@ fn env(name: &str) -> String {
 
 async fn proxy_client() -> Client {
     let path = env("KUBECONFIG_ADMIN_PROXY");
-    let kubeconfig = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig not readable");
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path)
+        .unwrap_or_else(|error| panic!("failed to read kubeconfig {path}: {error}"));
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
-        .expect("kubeconfig invalid");
-    Client::try_from(config).expect("client not built")
+        .unwrap_or_else(|error| panic!("invalid kubeconfig {path}: {error}"));
+    Client::try_from(config)
+        .unwrap_or_else(|error| panic!("failed to build a client from {path}: {error}"))
 }
 
 /// Sends `body` to the fault proxy's admin API and returns the status.
