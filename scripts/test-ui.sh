@@ -85,6 +85,10 @@ install_chromium() {
     apt-get update -q >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2
   fi
+  if [[ ! -x "$CHROMIUM_PATH" ]]; then
+    log "no Chromium at $CHROMIUM_PATH after installing the chromium package; set CHROMIUM_PATH"
+    return 1
+  fi
 }
 
 install_node_packages() {
