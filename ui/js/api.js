@@ -113,7 +113,7 @@ export async function apiFetch(path, options = {}) {
       if (fresh) {
         continue;
       }
-      failure.message = "This server requires an API token, and none was given.";
+      failure.message = "This server requires an API token, and none was given. Choose Enter API token at the top of the page.";
     }
     throw failure;
   }

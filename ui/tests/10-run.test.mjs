@@ -188,6 +188,29 @@ export const tests = [
     },
   },
   {
+    name: "language switch keeps user code",
+    async run(context, assert) {
+      const page = await openUi(context);
+      assert.match(await page.inputValue("#run-code"), /^import sys/, "a new page starts with the Python example");
+
+      await page.selectOption("#run-language", "javascript");
+      assert.match(await page.inputValue("#run-code"), /readFileSync/, "the example follows the language");
+
+      await page.fill("#run-code", "console.log('mine');\n");
+      await page.selectOption("#run-language", "python");
+      assert.equal(await page.inputValue("#run-code"), "console.log('mine');\n", "own code is never replaced");
+
+      // The draft survives a reload of the page.
+      await page.fill("#run-stdin", "some input");
+      await page.reload();
+      await page.waitForSelector("#queue-depth:not(:text('–'))");
+      assert.equal(await page.inputValue("#run-code"), "console.log('mine');\n");
+      assert.equal(await page.inputValue("#run-language"), "python");
+      assert.equal(await page.inputValue("#run-stdin"), "some input");
+      assertNoConsoleErrors(assert, page);
+    },
+  },
+  {
     name: "editor keys indent outdent and run",
     async run(context, assert) {
       const page = await openUi(context);
