@@ -960,3 +960,47 @@ async fn status_and_metrics_report_runs() {
     // No metric carries a run id.
     assert!(!metrics.contains(run["id"].as_str().unwrap()));
 }
+
+#[tokio::test]
+async fn rate_limit_rejects_fast_clients() {
+    let redis = RedisServer::start().await;
+    let service = service(Mode::Api, "rate-limit")
+        .env("RATE_LIMIT_PER_SECOND", 1)
+        .env("RATE_LIMIT_BURST", 2)
+        .start(&redis)
+        .await;
+    let body = json!({"language": "python", "code": "print(1)"});
+
+    // A burst of 2 at 1 request per second: one of the first few requests
+    // is over the limit, however slow the machine is.
+    let mut created = 0;
+    let mut rejected = None;
+    for _ in 0..20 {
+        let response = post_json(&service, &body).await;
+        if response.status() == 201 {
+            created += 1;
+            continue;
+        }
+        rejected = Some(response);
+        break;
+    }
+    let response = rejected.expect("a fast client is rate limited");
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    assert_error("a POST over the rate", response, 429, "rate_limited", None).await;
+    assert!(
+        retry_after.is_some_and(|seconds| seconds >= 1),
+        "{retry_after:?}"
+    );
+    assert_eq!(redis.queue_len().await, created);
+
+    for path in ["/health", "/ready", "/metrics"] {
+        for _ in 0..10 {
+            let response = service.http().get(service.url(path)).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path} is rate limited");
+        }
+    }
+}
