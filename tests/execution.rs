@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::DateTime;
+use chrono::{DateTime, FixedOffset};
 use common::{host_output, pgrep, service, unique, Mode, RedisServer, Service, DEADLINE};
 use serde_json::{json, Value};
 
@@ -13,13 +13,19 @@ async fn dev(redis: &RedisServer, name: &str) -> Service {
     service(Mode::Dev, name).start(redis).await
 }
 
-/// Returns milliseconds between the run's `started_at` and `finished_at`.
-fn measured_millis(run: &Value) -> i64 {
+/// Returns a run's `started_at` and `finished_at` as parsed timestamps.
+fn run_interval(run: &Value) -> (DateTime<FixedOffset>, DateTime<FixedOffset>) {
     let timestamp = |name: &str| {
         DateTime::parse_from_rfc3339(run[name].as_str().unwrap_or_default())
             .unwrap_or_else(|error| panic!("{name} is RFC 3339 ({error}): {run}"))
     };
-    (timestamp("finished_at") - timestamp("started_at")).num_milliseconds()
+    (timestamp("started_at"), timestamp("finished_at"))
+}
+
+/// Returns milliseconds between the run's `started_at` and `finished_at`.
+fn measured_millis(run: &Value) -> i64 {
+    let (started, finished) = run_interval(run);
+    (finished - started).num_milliseconds()
 }
 
 const PYTHON_FIZZBUZZ: &str = r#"
@@ -471,4 +477,79 @@ async fn hundred_concurrent_runs_succeed() {
         assert_eq!(run["status"], "succeeded", "run {index}: {run}");
         assert_eq!(logs, format!("run {index}\n"), "run {index}");
     }
+}
+
+#[tokio::test]
+async fn worker_concurrency_bounds_running_programs() {
+    let redis = RedisServer::start().await;
+    let service = service(Mode::Dev, "concurrency-bound")
+        .env("WORKER_CONCURRENCY", 2)
+        .start(&redis)
+        .await;
+
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let id = service
+            .submit_id(json!({"language": "python", "code": "import time\ntime.sleep(1)"}))
+            .await;
+        ids.push(id);
+    }
+    let mut intervals = Vec::new();
+    for id in &ids {
+        let run = service.wait_finished(id).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        intervals.push(run_interval(&run));
+    }
+
+    // The most programs running at once, from the service's own timestamps.
+    let most_at_once = intervals
+        .iter()
+        .map(|(start, _)| {
+            intervals
+                .iter()
+                .filter(|(other_start, other_end)| other_start <= start && start < other_end)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(most_at_once <= 2, "{most_at_once} programs ran at once");
+}
+
+#[tokio::test]
+async fn queue_runs_in_submission_order() {
+    let redis = RedisServer::start().await;
+    let service = service(Mode::Dev, "fifo")
+        .env("WORKER_CONCURRENCY", 1)
+        .start(&redis)
+        .await;
+    let blocker = service
+        .submit_id(json!({"language": "python", "code": "import time\ntime.sleep(600)", "timeout_seconds": 120}))
+        .await;
+    service.wait_status(&blocker, "running").await;
+
+    let mut ids = Vec::new();
+    for index in 0..5 {
+        let id = service
+            .submit_id(json!({"language": "python", "code": format!("print({index})")}))
+            .await;
+        ids.push(id);
+    }
+    let response = service
+        .http()
+        .delete(service.url(&format!("/runs/{blocker}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let mut starts = Vec::new();
+    for id in &ids {
+        let run = service.wait_finished(id).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        starts.push(run_interval(&run).0);
+    }
+    assert!(
+        starts.windows(2).all(|pair| pair[0] <= pair[1]),
+        "runs started out of submission order: {starts:?}"
+    );
 }
