@@ -501,8 +501,8 @@ async fn worker_concurrency_bounds_running_programs() {
         intervals.push(run_interval(&run));
     }
 
-    // The most programs running at once, from the service's own timestamps.
-    let most_at_once = intervals
+    // The maximum number of programs running at once, from the service's own timestamps.
+    let max_running = intervals
         .iter()
         .map(|(start, _)| {
             intervals
@@ -512,7 +512,7 @@ async fn worker_concurrency_bounds_running_programs() {
         })
         .max()
         .unwrap();
-    assert!(most_at_once <= 2, "{most_at_once} programs ran at once");
+    assert!(max_running <= 2, "{max_running} programs ran at once");
 }
 
 #[tokio::test]

@@ -20,8 +20,8 @@ async fn wait_in_processing(redis: &RedisServer, worker: &str, id: &str) {
     let started = Instant::now();
     loop {
         let mut connection = redis.connection().await;
-        let taken: Vec<String> = connection.lrange(&key, 0, -1).await.unwrap();
-        if taken.iter().any(|taken| taken == id) {
+        let processing: Vec<String> = connection.lrange(&key, 0, -1).await.unwrap();
+        if processing.iter().any(|held_id| held_id == id) {
             return;
         }
         assert!(

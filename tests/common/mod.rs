@@ -389,8 +389,8 @@ impl ServiceBuilder {
             // Tests poll far faster than a client should, so the per-client
             // rate limit is off unless a test sets it.
             .env("RATE_LIMIT_PER_SECOND", "0")
-            // The local executor creates each run's directory here, which
-            // tells which processes belong to this service.
+            // The local executor creates each run's directory here, so a
+            // process's working directory shows which service started it.
             .env("TMPDIR", temp);
         for (name, value) in &self.env {
             command.env(name, value);
@@ -717,6 +717,7 @@ pub async fn assert_error(
         .unwrap_or("")
         .to_string();
     let text = response.text().await.unwrap_or_default();
+
     assert_eq!(
         actual, status,
         "{context}: status of a response with body {text}"
@@ -725,9 +726,20 @@ pub async fn assert_error(
         content_type.starts_with("application/json"),
         "{context}: content type {content_type:?} of an error with body {text}"
     );
+
     let body: Value = serde_json::from_str(&text)
         .unwrap_or_else(|error| panic!("{context}: the error body {text:?} is not JSON: {error}"));
     let error = &body["error"];
+    let mut keys: Vec<&str> = error
+        .as_object()
+        .map(|object| object.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["code", "field", "message"],
+        "{context}: error keys in {body}"
+    );
     assert_eq!(error["code"], code, "{context}: error code in {body}");
     assert!(
         error["message"].as_str().is_some_and(|m| !m.is_empty()),
