@@ -7,6 +7,10 @@
 const TOKEN_KEY = "code-runner.token";
 // Maximum number of token prompts for one request, because each token the server rejects prompts again.
 const MAX_TOKEN_PROMPTS = 3;
+// Retries of one request that the server rate-limited, and the longest wait
+// before one, whatever Retry-After asks for.
+const MAX_RATE_LIMIT_RETRIES = 3;
+const MAX_RETRY_AFTER_MS = 10000;
 
 /** An error response from the API, or a failure to reach it. */
 export class ApiError extends Error {
@@ -48,6 +52,34 @@ function saveToken(token) {
   tokenListeners.forEach((listener) => listener(token));
 }
 
+// Resolves after `milliseconds`, or rejects with AbortError when the signal aborts.
+function delay(milliseconds, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new DOMException("The request was aborted.", "AbortError"));
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new DOMException("The request was aborted.", "AbortError"));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, milliseconds);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+// Converts Retry-After (seconds) to a wait in milliseconds: 1 s when missing, at most MAX_RETRY_AFTER_MS.
+function retryDelayMs(retryAfter) {
+  const seconds = Number(retryAfter);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    return 1000;
+  }
+  return Math.min(seconds * 1000, MAX_RETRY_AFTER_MS);
+}
+
 // After the user cancels the prompt, requests fail with 401 instead of asking
 // again on every poll, until askForToken() is called.
 let tokenDeclined = false;
@@ -86,9 +118,12 @@ async function requestToken(rejected) {
 /**
  * Sends a request and returns the Response for a 2xx status.
  * Throws ApiError for any other status. On a 401 it prompts for a token and
- * retries, up to MAX_TOKEN_PROMPTS times.
+ * retries, up to MAX_TOKEN_PROMPTS times. On a 429 rate_limited it waits for
+ * Retry-After and retries, up to MAX_RATE_LIMIT_RETRIES times. POST /runs
+ * carries an Idempotency-Key, so its retry cannot queue a second run.
  */
 export async function apiFetch(path, options = {}) {
+  let rateLimitRetries = 0;
   for (let attempt = 0; ; attempt++) {
     const token = storedToken();
     const headers = new Headers(options.headers || {});
@@ -108,7 +143,17 @@ export async function apiFetch(path, options = {}) {
       return response;
     }
     const failure = await errorFromResponse(response);
+    if (response.status === 429 && failure.code === "rate_limited" && rateLimitRetries < MAX_RATE_LIMIT_RETRIES) {
+      rateLimitRetries += 1;
+      await delay(retryDelayMs(failure.retryAfter), options.signal);
+      attempt -= 1; // a rate-limit retry is no token prompt
+      continue;
+    }
     if (response.status === 401 && attempt < MAX_TOKEN_PROMPTS) {
+      // A request sent before a new token was saved retries with it, without a prompt.
+      if (storedToken() && storedToken() !== token) {
+        continue;
+      }
       const fresh = await requestToken(Boolean(token));
       if (fresh) {
         continue;

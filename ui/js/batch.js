@@ -10,6 +10,10 @@ const FIELD_CONTROLS = { count: "batch-count", sleep: "batch-sleep" };
 // so that the run panel's streams and the monitor keep theirs.
 const PARALLEL_REQUESTS = 3;
 const TRACK_INTERVAL_MS = 1500;
+// GET /runs returns at most 500 runs; the margin leaves room for runs that
+// others created after the batch.
+const MAX_LIST_LIMIT = 500;
+const LIST_MARGIN = 50;
 // Time allowed on top of the sleep, for interpreter start-up and printing.
 const TIMEOUT_MARGIN_SECONDS = 30;
 
@@ -124,11 +128,28 @@ export class BatchRunner {
     this.track(count, generation);
   }
 
-  // Polls the batch's unfinished runs until every one has ended.
+  // Polls the batch's unfinished runs until every one has ended. One listing
+  // of recent runs usually covers the whole batch, which keeps the request
+  // rate far below the API's rate limit; runs missing from it are read one by one.
   async track(count, generation) {
     clearTimeout(this.trackTimer);
     const unfinished = [...this.runs.values()].filter((entry) => !isTerminal(entry.run.status));
-    await forEachLimited(unfinished, PARALLEL_REQUESTS, async (entry) => {
+    const listed = new Set();
+    try {
+      const limit = Math.min(MAX_LIST_LIMIT, this.runs.size + LIST_MARGIN);
+      const page = await apiJson(`/runs?limit=${limit}`);
+      for (const run of page.runs) {
+        const entry = this.runs.get(run.id);
+        if (entry) {
+          entry.run = run;
+          listed.add(run.id);
+        }
+      }
+    } catch {
+      // The runs are read one by one below.
+    }
+    const missing = unfinished.filter((entry) => !listed.has(entry.run.id));
+    await forEachLimited(missing, PARALLEL_REQUESTS, async (entry) => {
       try {
         entry.run = await apiJson(`/runs/${encodeURIComponent(entry.run.id)}`);
       } catch {

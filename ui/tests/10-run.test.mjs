@@ -141,6 +141,56 @@ export const tests = [
     },
   },
   {
+    name: "rate limited submit is retried",
+    async run(context, assert) {
+      // The first POST /runs gets a 429 response in the API's shape; the retry goes through.
+      let rejected = 0;
+      await context.route(/\/runs$/, (route) => {
+        if (route.request().method() !== "POST" || rejected > 0) {
+          return route.continue();
+        }
+        rejected += 1;
+        return route.fulfill({
+          status: 429,
+          headers: { "Retry-After": "1" },
+          contentType: "application/json",
+          body: JSON.stringify({ error: { code: "rate_limited", message: "too many requests", field: null } }),
+        });
+      });
+      const page = await openUi(context, { allowed: [/status of 429/] });
+      await setCode(page, 'print("after the limit")\n');
+      const started = Date.now();
+      await page.click("#run-submit");
+      await waitForRunStatus(page, "succeeded");
+      assert.equal(rejected, 1);
+      assert.ok(Date.now() - started >= 1000, "the retry waited for Retry-After");
+      assert.equal(await page.isHidden("#run-form-error"), true, "no error once the retry succeeded");
+      await page.waitForFunction(() => document.querySelector("#run-output").textContent === "after the limit\n");
+      assertNoConsoleErrors(assert, page);
+    },
+  },
+  {
+    name: "full queue shows its error",
+    async run(context, assert) {
+      await context.route(/\/runs$/, (route) => {
+        if (route.request().method() !== "POST") {
+          return route.continue();
+        }
+        return route.fulfill({
+          status: 429,
+          headers: { "Retry-After": "5" },
+          contentType: "application/json",
+          body: JSON.stringify({ error: { code: "queue_full", message: "the queue is full (10000 runs)", field: null } }),
+        });
+      });
+      const page = await openUi(context, { allowed: [/status of 429/] });
+      await page.click("#run-submit");
+      await page.waitForSelector("#run-form-error:not([hidden])");
+      assert.equal(await page.textContent("#run-form-error"), "the queue is full (10000 runs). Retry after 5 s.");
+      assertNoConsoleErrors(assert, page);
+    },
+  },
+  {
     name: "cancel stops a running run",
     async run(context, assert) {
       const page = await openUi(context);
