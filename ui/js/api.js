@@ -8,7 +8,7 @@ const TOKEN_KEY = "code-runner.token";
 // Maximum number of token prompts for one request, because each token the server rejects prompts again.
 const MAX_TOKEN_PROMPTS = 3;
 // Retries of one request that the server rate-limited, and the longest wait
-// before one, whatever Retry-After asks for.
+// before one, whatever Retry-After requests.
 const MAX_RATE_LIMIT_RETRIES = 3;
 const MAX_RETRY_AFTER_MS = 10000;
 

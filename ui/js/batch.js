@@ -129,8 +129,8 @@ export class BatchRunner {
   }
 
   // Polls the batch's unfinished runs until every one has ended. One listing
-  // of recent runs usually covers the whole batch, which keeps the request
-  // rate far below the API's rate limit; runs missing from it are read one by one.
+  // of recent runs usually covers the whole batch, so the request rate stays
+  // far below the API's rate limit. Runs missing from it are read one by one.
   async track(count, generation) {
     clearTimeout(this.trackTimer);
     const unfinished = [...this.runs.values()].filter((entry) => !isTerminal(entry.run.status));
