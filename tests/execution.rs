@@ -553,3 +553,25 @@ async fn queue_runs_in_submission_order() {
         "runs started out of submission order: {starts:?}"
     );
 }
+
+/// An in-place upgrade replaces the executable of a running service, and the
+/// local executor starts each program through its own binary.
+#[tokio::test]
+async fn programs_start_after_binary_is_replaced() {
+    let redis = RedisServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let executable = dir.path().join("code-runner");
+    std::fs::hard_link(common::binary(), &executable).unwrap();
+    let service = service(Mode::Dev, "replaced-binary")
+        .binary(&executable)
+        .start(&redis)
+        .await;
+
+    std::fs::remove_file(&executable).unwrap();
+    let (run, logs) = service
+        .run_to_end(json!({"language": "python", "code": "print('upgraded')"}))
+        .await;
+
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(logs, "upgraded\n");
+}

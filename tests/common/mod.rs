@@ -42,20 +42,22 @@ static BINARY: OnceLock<PathBuf> = OnceLock::new();
 /// process whose executable was replaced can no longer start its sandbox
 /// init step. A hard link of this test process's own keeps the binary under
 /// test in place for the whole run.
-fn binary() -> &'static Path {
-    BINARY.get_or_init(|| {
-        let built = Path::new(env!("CARGO_BIN_EXE_code-runner"));
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("code-runner-tests/bin");
-        std::fs::create_dir_all(&dir).expect("the test binary directory can be created");
-        remove_stale_links(&dir);
-        let link = dir.join(format!("code-runner-{}", std::process::id()));
-        let _ = std::fs::remove_file(&link);
-        match std::fs::hard_link(built, &link) {
-            Ok(()) => link,
-            // NOTE: without a link, a rebuild during the run can fail runs.
-            Err(_) => built.to_path_buf(),
-        }
-    })
+pub fn binary() -> &'static Path {
+    BINARY.get_or_init(link_binary)
+}
+
+fn link_binary() -> PathBuf {
+    let built = Path::new(env!("CARGO_BIN_EXE_code-runner"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("code-runner-tests/bin");
+    std::fs::create_dir_all(&dir).expect("the test binary directory can be created");
+    remove_stale_links(&dir);
+    let link = dir.join(format!("code-runner-{}", std::process::id()));
+    let _ = std::fs::remove_file(&link);
+    match std::fs::hard_link(built, &link) {
+        Ok(()) => link,
+        // NOTE: without a link, a rebuild during the run can fail runs.
+        Err(_) => built.to_path_buf(),
+    }
 }
 
 /// Removes binary links left by test processes that no longer exist.
@@ -306,6 +308,7 @@ pub struct ServiceBuilder {
     mode: Mode,
     name: String,
     env: Vec<(String, String)>,
+    binary: Option<PathBuf>,
 }
 
 /// Starts building a `code-runner` process; `name` labels its log file.
@@ -314,6 +317,7 @@ pub fn service(mode: Mode, name: &str) -> ServiceBuilder {
         mode,
         name: name.to_string(),
         env: Vec::new(),
+        binary: None,
     }
 }
 
@@ -321,6 +325,12 @@ impl ServiceBuilder {
     /// Sets an environment variable of the process.
     pub fn env(mut self, name: &str, value: impl ToString) -> Self {
         self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Starts this executable in place of the shared link from [`binary`].
+    pub fn binary(mut self, path: &Path) -> Self {
+        self.binary = Some(path.to_path_buf());
         self
     }
 
@@ -372,7 +382,7 @@ impl ServiceBuilder {
             .append(true)
             .open(log)
             .expect("the service log file can be opened");
-        let mut command = Command::new(binary());
+        let mut command = Command::new(self.binary.as_deref().unwrap_or(binary()));
         command
             .arg(self.mode.subcommand())
             // A clean environment, so settings of the shell that runs the
