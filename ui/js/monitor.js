@@ -145,7 +145,7 @@ export class Monitor {
       podList(
         "Worker Pods",
         status.workers.pods.map((pod) => ({ title: pod.name, node: pod.node, phase: pod.phase })),
-        status.kubernetes.ok ? "No worker Pods." : "No worker Pods: no cluster data.",
+        workerPodsEmptyText(status),
       ),
     );
     const heartbeats = status.workers.heartbeats.map((id) => element("li", { className: "chip", text: id }));
@@ -158,7 +158,10 @@ export class Monitor {
     this.nodes.runnerPods.replaceChildren(
       podList(
         "Runner Pods",
-        status.runners.pods.map((pod) => ({ title: pod.pod, runId: pod.run_id, node: pod.node, phase: pod.phase })),
+        // Active Pods first; sort() is stable, so the API's order holds within each group.
+        [...status.runners.pods]
+          .sort((a, b) => Number(isActivePhase(b.phase)) - Number(isActivePhase(a.phase)))
+          .map((pod) => ({ title: pod.pod, runId: pod.run_id, node: pod.node, phase: pod.phase })),
         status.kubernetes.ok ? "No runner Pods." : "No runner Pods: no cluster data.",
       ),
     );
@@ -198,6 +201,8 @@ export class Monitor {
     this.nodes.banners.replaceChildren(banner("error", title, `${asSentence(error.message)} Retrying every ${POLL_INTERVAL_MS / 1000} s.`));
   }
 
+  // `nodes` counts every runner Pod that still exists, finished ones included
+  // until their Job's TTL removes them, so the active part is drawn apart.
   renderNodes(status) {
     const entries = Object.entries(status.nodes).sort((a, b) => a[0].localeCompare(b[0]));
     if (entries.length === 0) {
@@ -206,18 +211,45 @@ export class Monitor {
       );
       return;
     }
+    const activeByNode = new Map();
+    for (const pod of status.runners.pods) {
+      if (pod.node && isActivePhase(pod.phase)) {
+        activeByNode.set(pod.node, (activeByNode.get(pod.node) || 0) + 1);
+      }
+    }
     const max = Math.max(...entries.map(([, count]) => count));
     const rows = entries.map(([node, count]) => {
-      const bar = element("span", { className: "node-bar-fill" });
-      bar.style.width = `${(count / max) * 100}%`;
-      return element("li", { className: "node-bar" }, [
-        element("span", { className: "node-name", text: node }),
-        element("span", { className: "node-bar-track", "aria-hidden": "true" }, [bar]),
+      const active = Math.min(activeByNode.get(node) || 0, count);
+      const activeBar = element("span", { className: "node-bar-active" });
+      activeBar.style.width = `${(active / max) * 100}%`;
+      const finishedBar = element("span", { className: "node-bar-finished" });
+      finishedBar.style.width = `${((count - active) / max) * 100}%`;
+      return element("li", { className: "node-bar", "data-node": node }, [
+        element("span", { className: "node-name", title: node, text: node }),
+        element("span", { className: "node-bar-track", "aria-hidden": "true" }, [activeBar, finishedBar]),
         element("span", { className: "node-count", text: String(count) }),
+        element("span", { className: "node-active muted", text: `(${active} active)` }),
       ]);
     });
-    this.nodes.nodeBars.replaceChildren(element("ul", { className: "node-bars", "aria-label": "Runner Pods per node" }, rows));
+    this.nodes.nodeBars.replaceChildren(
+      element("ul", { className: "node-bars", "aria-label": "Runner Pods per node" }, rows),
+      element("p", { className: "help", text: "Solid: Pending or Running. Light: finished Pods not yet removed." }),
+    );
   }
+}
+
+function workerPodsEmptyText(status) {
+  if (!status.kubernetes.ok) {
+    return "No worker Pods: no cluster data.";
+  }
+  if (status.workers.desired === null) {
+    return "No worker Deployment found, so only heartbeats show the workers.";
+  }
+  return "No worker Pods.";
+}
+
+function isActivePhase(phase) {
+  return phase === "Pending" || phase === "Running";
 }
 
 function banner(kind, title, text) {

@@ -66,11 +66,15 @@ export const tests = [
         assert.equal(await page.textContent("#runners-active"), "5");
         assert.equal(await page.$$eval("#runner-pods .pod", (pods) => pods.length), 5);
         assert.match(await page.textContent("#runner-pods .pod:nth-child(1)"), /Running\s*on worker1/);
+        assert.match(await page.textContent("#runner-pods .pod:nth-child(5)"), /Succeeded\s*on worker1/);
         assert.equal(await page.$$eval("#runner-pods button[data-run-id]", (buttons) => buttons.length), 4);
         const nodes = await page.$$eval("#node-bars .node-bar", (bars) =>
-          bars.map((bar) => `${bar.querySelector(".node-name").textContent}=${bar.querySelector(".node-count").textContent}`),
+          bars.map((bar) => [bar.dataset.node, bar.querySelector(".node-count").textContent, bar.querySelector(".node-active").textContent]),
         );
-        assert.deepEqual(nodes, ["worker1=3", "worker2=1"]);
+        // worker1 holds two Running Pods and one Succeeded Pod.
+        assert.deepEqual(nodes, [["worker1", "3", "(2 active)"], ["worker2", "1", "(1 active)"]]);
+        const runnerPhases = await page.$$eval("#runner-pods .phase", (badges) => badges.map((badge) => badge.textContent));
+        assert.deepEqual(runnerPhases, ["Running", "Running", "Running", "Pending", "Succeeded"], "active Pods first");
         assert.equal(await page.$("#monitor-banners .banner"), null, "no banner when Redis and Kubernetes are fine");
 
         // The history reaches back 5 minutes, so the time axis shows at least that much.
