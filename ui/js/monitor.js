@@ -158,7 +158,7 @@ export class Monitor {
     this.nodes.runnerPods.replaceChildren(
       podList(
         "Runner Pods",
-        // Active Pods first; sort() is stable, so the API's order holds within each group.
+        // Active Pods first; sort() is stable, so each group keeps the API's order.
         [...status.runners.pods]
           .sort((a, b) => Number(isActivePhase(b.phase)) - Number(isActivePhase(a.phase)))
           .map((pod) => ({ title: pod.pod, runId: pod.run_id, node: pod.node, phase: pod.phase })),

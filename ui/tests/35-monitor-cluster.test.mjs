@@ -71,7 +71,7 @@ export const tests = [
         const nodes = await page.$$eval("#node-bars .node-bar", (bars) =>
           bars.map((bar) => [bar.dataset.node, bar.querySelector(".node-count").textContent, bar.querySelector(".node-active").textContent]),
         );
-        // worker1 holds two Running Pods and one Succeeded Pod.
+        // worker1 runs two Pods and keeps one Succeeded Pod.
         assert.deepEqual(nodes, [["worker1", "3", "(2 active)"], ["worker2", "1", "(1 active)"]]);
         const runnerPhases = await page.$$eval("#runner-pods .phase", (badges) => badges.map((badge) => badge.textContent));
         assert.deepEqual(runnerPhases, ["Running", "Running", "Running", "Pending", "Succeeded"], "active Pods first");
