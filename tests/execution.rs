@@ -575,3 +575,42 @@ async fn programs_start_after_binary_is_replaced() {
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(logs, "upgraded\n");
 }
+
+#[tokio::test]
+async fn programs_are_isolated_from_the_service() {
+    let redis = RedisServer::start().await;
+    let token = "isolation-token-0123456789";
+    let service = service(Mode::Dev, "isolation")
+        .bearer_token(token)
+        .start(&redis)
+        .await;
+    let code = format!(
+        r#"
+import os, socket
+print("uid", os.getuid())
+print("env", " ".join(sorted(os.environ)))
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=2).close()
+    print("redis reachable")
+except OSError:
+    print("redis unreachable")
+"#,
+        port = redis.port()
+    );
+
+    let (run, logs) = service
+        .run_to_end(json!({"language": "python", "code": code}))
+        .await;
+
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(logs.contains("redis unreachable"), "{logs}");
+    for secret in ["API_TOKENS", "REDIS_URL", token] {
+        assert!(!logs.contains(secret), "the program sees {secret}: {logs}");
+    }
+    if nix::unistd::Uid::effective().is_root() {
+        assert!(
+            !logs.contains("uid 0\n"),
+            "the program runs as root: {logs}"
+        );
+    }
+}

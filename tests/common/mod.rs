@@ -309,6 +309,7 @@ pub struct ServiceBuilder {
     name: String,
     env: Vec<(String, String)>,
     binary: Option<PathBuf>,
+    token: Option<String>,
 }
 
 /// Starts building a `code-runner` process; `name` labels its log file.
@@ -318,6 +319,7 @@ pub fn service(mode: Mode, name: &str) -> ServiceBuilder {
         name: name.to_string(),
         env: Vec::new(),
         binary: None,
+        token: None,
     }
 }
 
@@ -326,6 +328,13 @@ impl ServiceBuilder {
     pub fn env(mut self, name: &str, value: impl ToString) -> Self {
         self.env.push((name.to_string(), value.to_string()));
         self
+    }
+
+    /// Sets `API_TOKENS` to `token` and sends it as a bearer token with
+    /// every request of the service's clients.
+    pub fn bearer_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_string());
+        self.env("API_TOKENS", token)
     }
 
     /// Starts this executable in place of the shared link from [`binary`].
@@ -351,9 +360,13 @@ impl ServiceBuilder {
                 temp,
                 http: reqwest::Client::builder()
                     .timeout(REQUEST_TIMEOUT)
+                    .default_headers(self.default_headers())
                     .build()
                     .expect("a reqwest client builds"),
-                streaming: reqwest::Client::new(),
+                streaming: reqwest::Client::builder()
+                    .default_headers(self.default_headers())
+                    .build()
+                    .expect("a reqwest client builds"),
             };
             if service.wait_healthy().await {
                 return service;
@@ -367,6 +380,17 @@ impl ServiceBuilder {
             log.display(),
             log_tail(&log, 30)
         );
+    }
+
+    fn default_headers(&self) -> reqwest::header::HeaderMap {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = &self.token {
+            let value = format!("Bearer {token}")
+                .parse()
+                .expect("a test token is a valid header value");
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        headers
     }
 
     fn spawn(
