@@ -60,10 +60,14 @@ async fn serve(
         format!("cannot listen on {addr}; set LISTEN_ADDR or METRICS_ADDR to a free address")
     })?;
     info!(%addr, "listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .context("the HTTP server failed")
+    // The peer address keys the API's rate limit when tokens are off.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+    .context("the HTTP server failed")
 }
 
 fn api_state(

@@ -81,6 +81,11 @@ pub struct Config {
     pub queue_max_depth: u64,
     /// Accepted bearer tokens; empty means no authentication.
     pub api_tokens: Vec<String>,
+    /// Steady request rate allowed to one API token, or to one client IP
+    /// when tokens are off; 0 turns rate limiting off.
+    pub rate_limit_per_second: u32,
+    /// Requests one client may send at once before the steady rate applies.
+    pub rate_limit_burst: u32,
     /// Namespace and name of the worker Deployment, for the status view.
     pub worker_namespace: String,
     pub worker_deployment: String,
@@ -182,6 +187,8 @@ impl Config {
             worker_concurrency: env.number("WORKER_CONCURRENCY", 4, 1, 256)? as usize,
             queue_max_depth: env.number("QUEUE_MAX_DEPTH", 10_000, 1, 10_000_000)?,
             api_tokens: env.tokens()?,
+            rate_limit_per_second: env.number("RATE_LIMIT_PER_SECOND", 50, 0, 1_000_000)? as u32,
+            rate_limit_burst: env.number("RATE_LIMIT_BURST", 100, 1, 1_000_000)? as u32,
             worker_namespace: env.dns_label("WORKER_NAMESPACE", "code-runner-system")?,
             worker_deployment: env.dns_label("WORKER_DEPLOYMENT", "code-runner-worker")?,
             worker_id,
@@ -513,6 +520,8 @@ mod tests {
         assert_eq!(config.run_retention, Duration::from_secs(7 * 86_400));
         assert_eq!(config.runner_memory_limit_bytes, 256 << 20);
         assert!(config.api_tokens.is_empty());
+        assert_eq!(config.rate_limit_per_second, 50);
+        assert_eq!(config.rate_limit_burst, 100);
     }
 
     #[test]
@@ -529,6 +538,9 @@ mod tests {
             ("RUNNER_TOLERATIONS", "gpu:Sometimes"),
             ("LOG_FORMAT", "xml"),
             ("EXECUTOR", "docker"),
+            ("RATE_LIMIT_PER_SECOND", "-1"),
+            ("RATE_LIMIT_PER_SECOND", "2000000"),
+            ("RATE_LIMIT_BURST", "0"),
         ];
         for (variable, value) in cases {
             let error = config_with(&[(variable, value)]).unwrap_err();

@@ -25,6 +25,7 @@ pub const WATCH_EVENTS: &str = "code_runner_watch_events_total";
 pub const WATCH_RESTARTS: &str = "code_runner_watch_restarts_total";
 pub const HTTP_REQUESTS: &str = "code_runner_http_requests_total";
 pub const HTTP_DURATION: &str = "code_runner_http_request_duration_seconds";
+pub const RATE_LIMITED: &str = "code_runner_rate_limited_total";
 
 /// Bucket bounds in seconds for latencies from milliseconds to minutes.
 const LATENCY_BUCKETS: [f64; 16] = [
@@ -90,6 +91,10 @@ fn describe() {
         HTTP_DURATION,
         Unit::Seconds,
         "HTTP request latency by method and route."
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        "Requests rejected with 429 by the per-client rate limit, by route."
     );
 }
 
@@ -184,4 +189,9 @@ pub fn record_http(method: &str, route: &str, status: u16, took: Duration) {
         .increment(1);
     histogram!(HTTP_DURATION, "method" => method.to_string(), "route" => route.to_string())
         .record(took.as_secs_f64());
+}
+
+/// Counts one request rejected by the rate limit.
+pub fn record_rate_limited(route: &str) {
+    counter!(RATE_LIMITED, "route" => route.to_string()).increment(1);
 }

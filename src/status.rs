@@ -19,7 +19,7 @@ const QUEUED_IDS_SHOWN: usize = 50;
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 const HISTORY_LEN: usize = 120;
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, utoipa::ToSchema)]
 pub struct SystemStatus {
     pub queue: QueueStatus,
     pub workers: WorkerStatus,
@@ -30,13 +30,13 @@ pub struct SystemStatus {
     pub kubernetes: Health,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, utoipa::ToSchema)]
 pub struct QueueStatus {
     pub depth: u64,
     pub queued_run_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, utoipa::ToSchema)]
 pub struct WorkerStatus {
     /// Replicas the worker Deployment asks for; `None` without a cluster.
     pub desired: Option<i32>,
@@ -46,21 +46,21 @@ pub struct WorkerStatus {
     pub heartbeats: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, utoipa::ToSchema)]
 pub struct RunnerStatus {
     /// Runs dispatched and not finished.
     pub active: u64,
     pub pods: Vec<RunnerPod>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct PodSummary {
     pub name: String,
     pub node: Option<String>,
     pub phase: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RunnerPod {
     pub run_id: Option<String>,
     pub pod: String,
@@ -68,7 +68,7 @@ pub struct RunnerPod {
     pub phase: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Sample {
     pub at: String,
     pub queue_depth: u64,
@@ -76,7 +76,7 @@ pub struct Sample {
     pub active_runs: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, utoipa::ToSchema)]
 pub struct Health {
     pub ok: bool,
     pub message: Option<String>,

@@ -3,14 +3,61 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tracing::{error, warn};
+use utoipa::ToSchema;
 
 use crate::run::{RunStatus, ValidationError};
 use crate::store::StoreError;
 
 /// Seconds a client should wait before retrying after a 503.
 const UNAVAILABLE_RETRY_AFTER: u64 = 2;
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "invalid_request", "message": "language must be one of: python, javascript (got \"cobol\")", "field": "language"}}))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// The error details: `code` and `field` for programs, `message` for people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The request field, query parameter or header that failed validation.
+    pub field: Option<String>,
+}
+
+/// Machine-readable error codes; each belongs to one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimited,
+    QueueFull,
+    Unavailable,
+    Timeout,
+    Internal,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>, field: Option<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+                field,
+            },
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -58,22 +105,23 @@ impl ApiError {
         ApiError::Conflict(format!("run {id} is {status}, not finished"))
     }
 
-    fn parts(&self) -> (StatusCode, &'static str) {
+    fn parts(&self) -> (StatusCode, ErrorCode) {
         match self {
-            ApiError::InvalidRequest { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ApiError::InvalidRequest { .. } => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
             ApiError::PayloadTooLarge { .. } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+                (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge)
             }
-            ApiError::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::QueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
-            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
+            ),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            ApiError::QueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::QueueFull),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         }
     }
 
@@ -128,9 +176,7 @@ impl From<ValidationError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
-        let body = json!({
-            "error": {"code": code, "message": self.to_string(), "field": self.field()}
-        });
+        let body = ErrorBody::new(code, self.to_string(), self.field().map(str::to_string));
         let mut response = (status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after() {
             response
@@ -143,25 +189,26 @@ impl IntoResponse for ApiError {
 
 /// Builds the JSON error body for a bare status code, as the safety net for
 /// responses produced outside the handlers.
-pub fn body_for_status(status: StatusCode) -> serde_json::Value {
+pub fn body_for_status(status: StatusCode) -> ErrorBody {
     let (code, message) = match status {
-        StatusCode::BAD_REQUEST => ("invalid_request", "the request is malformed"),
-        StatusCode::NOT_FOUND => ("not_found", "no such route"),
+        StatusCode::BAD_REQUEST => (ErrorCode::InvalidRequest, "the request is malformed"),
+        StatusCode::NOT_FOUND => (ErrorCode::NotFound, "no such route"),
         StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "this route does not accept that method; see the Allow header",
         ),
         StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             "the request body is larger than the limit",
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "request body must be sent with Content-Type: application/json",
         ),
-        StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
-        status if status.is_server_error() => ("internal", "internal error"),
-        _ => ("invalid_request", "the request was rejected"),
+        StatusCode::REQUEST_TIMEOUT => (ErrorCode::Timeout, "the request took too long"),
+        status if status.is_server_error() => (ErrorCode::Internal, "internal error"),
+        StatusCode::TOO_MANY_REQUESTS => (ErrorCode::RateLimited, "too many requests; retry later"),
+        _ => (ErrorCode::InvalidRequest, "the request was rejected"),
     };
-    json!({"error": {"code": code, "message": message, "field": null}})
+    ErrorBody::new(code, message, None)
 }

@@ -18,6 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::debug;
 
 use super::error::ApiError;
+use super::openapi::{BadRequest, NotFound, TooManyRequests, Unauthorized, Unavailable};
 use super::AppState;
 use crate::executor::output::OutputCapture;
 use crate::k8s::cluster::ApiCluster;
@@ -27,6 +28,28 @@ use crate::run::Run;
 /// notification was missed.
 const FOLLOW_RECHECK: Duration = Duration::from_millis(250);
 
+/// Returns the program's output, or streams it until the run ends.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/logs",
+    operation_id = "get_run_logs",
+    tag = "runs",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The run's id."),
+        ("follow" = Option<bool>, Query, description = "Stream the output until the run ends; `1` and `0` work too."),
+    ),
+    responses(
+        (status = 200, description = "The program's standard output and standard error, interleaved as written.",
+            headers(("x-logs-truncated" = bool, description = "Whether the output was cut at `RUN_MAX_LOG_BYTES`; absent when following.")),
+            content_type = "text/plain", body = String, example = json!("Hello from k3s\n")),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn logs(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -222,6 +245,24 @@ async fn wait_for_change(
     .await;
 }
 
+/// Streams the run's status changes as Server-Sent Events until it ends.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/events",
+    operation_id = "get_run_events",
+    tag = "runs",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "One `status` event per change, its data the run object (schema `Run`), ending after the final state.",
+            content_type = "text/event-stream", body = String,
+            example = json!("event: status\ndata: {\"id\":\"01jf3m6x2q8v9w0a1b2c3d4e5f\",\"status\":\"succeeded\",...}\n\n")),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -11,15 +11,22 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::error::{body_for_status, ApiError};
+use super::error::{body_for_status, ApiError, ErrorBody, ErrorCode};
+use super::rate_limit::ClientKey;
 use crate::metrics;
 
-/// Routes open without a token: probes, metrics and the UI's static files.
+/// Routes open without a token: probes, metrics, the API document and the
+/// UI's static files.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/health" | "/ready" | "/metrics" | "/") || path.starts_with("/ui/")
+    matches!(
+        path,
+        "/health" | "/ready" | "/metrics" | "/openapi.json" | "/"
+    ) || path.starts_with("/ui/")
 }
 
-pub async fn authenticate(tokens: Arc<Vec<String>>, request: Request, next: Next) -> Response {
+/// Rejects requests without an accepted bearer token when tokens are set,
+/// and marks accepted ones with the token's [`ClientKey`] for the rate limit.
+pub async fn authenticate(tokens: Arc<Vec<String>>, mut request: Request, next: Next) -> Response {
     if tokens.is_empty() || is_public(request.uri().path()) {
         return next.run(request).await;
     }
@@ -29,12 +36,18 @@ pub async fn authenticate(tokens: Arc<Vec<String>>, request: Request, next: Next
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
-    let accepted = presented.is_some_and(|presented| {
+    // Every token is compared, so the time taken does not reveal which one matched.
+    let accepted = presented.and_then(|presented| {
         tokens
             .iter()
-            .any(|token| constant_time_eq(token.as_bytes(), presented.as_bytes()))
+            .map(|token| constant_time_eq(token.as_bytes(), presented.as_bytes()))
+            .enumerate()
+            .fold(None, |found, (index, equal)| {
+                found.or(equal.then_some(index))
+            })
     });
-    if accepted {
+    if let Some(index) = accepted {
+        request.extensions_mut().insert(ClientKey::Token(index));
         next.run(request).await
     } else {
         let mut response = ApiError::Unauthorized.into_response();
@@ -102,9 +115,7 @@ pub async fn not_found(request: Request) -> Response {
     let message = format!("no route for {} {}", request.method(), request.uri().path());
     (
         StatusCode::NOT_FOUND,
-        Json(
-            serde_json::json!({"error": {"code": "not_found", "message": message, "field": null}}),
-        ),
+        Json(ErrorBody::new(ErrorCode::NotFound, message, None)),
     )
         .into_response()
 }

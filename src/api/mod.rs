@@ -4,6 +4,8 @@ mod error;
 mod json;
 mod logs;
 mod middleware;
+pub mod openapi;
+mod rate_limit;
 mod runs;
 mod system;
 mod ui;
@@ -12,11 +14,15 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorCode};
+pub use runs::RunList;
 
 use crate::config::Config;
 use crate::events::EventHub;
@@ -41,20 +47,25 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes();
     let tokens = Arc::new(state.config.api_tokens.clone());
+    let (routes, document) = documented_routes();
+    let document = openapi::finish(document, &state.config);
 
-    Router::new()
-        .route("/health", get(system::health))
-        .route("/ready", get(system::ready))
-        .route("/metrics", get(system::metrics))
-        .route("/system/status", get(system::status))
-        .route("/runs", get(runs::list).post(runs::create))
-        .route("/runs/{id}", get(runs::get).delete(runs::delete))
-        .route("/runs/{id}/logs", get(logs::logs))
-        .route("/runs/{id}/events", get(logs::events))
-        .route("/", get(ui::index))
+    let mut router = routes
         .route("/ui/{*path}", get(ui::asset))
         .fallback(middleware::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(Extension(document));
+    // Layers added later run earlier, so the limit runs after authentication,
+    // which stores the request's token for it.
+    if let Some(limits) = rate_limit::RateLimits::new(
+        state.config.rate_limit_per_second,
+        state.config.rate_limit_burst,
+    ) {
+        router = router.layer(axum::middleware::from_fn(move |request, next| {
+            rate_limit::limit(Arc::clone(&limits), request, next)
+        }));
+    }
+    router
         .layer(axum::middleware::from_fn(move |request, next| {
             middleware::authenticate(Arc::clone(&tokens), request, next)
         }))
@@ -62,4 +73,28 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(middleware::observe))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Mounts every documented route and returns the OpenAPI document built
+/// from their `#[utoipa::path]` attributes.
+fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(system::health))
+        .routes(routes!(system::ready))
+        .routes(routes!(system::metrics))
+        .routes(routes!(system::status))
+        .routes(routes!(openapi::document))
+        .routes(routes!(runs::list, runs::create))
+        .routes(routes!(runs::get, runs::delete))
+        .routes(routes!(logs::logs))
+        .routes(routes!(logs::events))
+        .routes(routes!(ui::index))
+        .split_for_parts()
+}
+
+/// Returns the OpenAPI document for `config`, as `GET /openapi.json` serves it.
+pub fn openapi_document(config: &Config) -> serde_json::Value {
+    let (_, document) = documented_routes();
+    let document = openapi::finish(document, config);
+    serde_json::from_str(&document.0).expect("the document is JSON")
 }

@@ -7,11 +7,16 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::json::JsonBody;
+use super::openapi::{
+    BadRequest, Conflict, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized, Unavailable,
+    UnsupportedMediaType,
+};
 use super::AppState;
 use crate::metrics;
 use crate::run::{format_timestamp, is_valid_run_id, CreateRun, Run, RunFields, RunStatus};
@@ -23,6 +28,46 @@ const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
+/// One page of `GET /runs`, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RunList {
+    pub runs: Vec<Run>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    #[schema(pattern = "^[0-9a-z]{26}$")]
+    pub next_cursor: Option<String>,
+}
+
+/// Validates, stores and queues a run.
+#[utoipa::path(
+    post,
+    path = "/runs",
+    operation_id = "create_run",
+    tag = "runs",
+    security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$",
+            description = "Makes a retried POST return the run that the first one created instead of queueing another."),
+    ),
+    request_body(content = CreateRun, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The run was queued.", body = Run,
+            headers(("Location" = String, description = "`/runs/{id}`")),
+            links(
+                ("GetRun" = (operation_id = "get_run", parameters(("id" = "$response.body#/id")))),
+                ("GetRunLogs" = (operation_id = "get_run_logs", parameters(("id" = "$response.body#/id")))),
+                ("GetRunEvents" = (operation_id = "get_run_events", parameters(("id" = "$response.body#/id")))),
+                ("DeleteRun" = (operation_id = "delete_run", parameters(("id" = "$response.body#/id")))),
+            )),
+        (status = 200, description = "An earlier request with the same `Idempotency-Key` created this run.", body = Run,
+            headers(("Location" = String, description = "`/runs/{id}`"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -80,10 +125,30 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_string()))
 }
 
+/// Lists recent runs, newest first.
+#[utoipa::path(
+    get,
+    path = "/runs",
+    operation_id = "list_runs",
+    tag = "runs",
+    security(("bearer" = [])),
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Runs per page; 50 when left out."),
+        ("cursor" = Option<String>, Query, pattern = "^[0-9a-z]{26}$", description = "`next_cursor` of the previous page."),
+        ("status" = Option<RunStatus>, Query, description = "Only runs in this state."),
+    ),
+    responses(
+        (status = 200, description = "One page of runs.", body = RunList),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<RunList>, ApiError> {
     if let Some(unknown) = params
         .keys()
         .find(|name| !matches!(name.as_str(), "limit" | "cursor" | "status"))
@@ -130,11 +195,28 @@ pub async fn list(
     };
 
     let page = state.store.list(limit, cursor, status).await?;
-    Ok(Json(
-        json!({"runs": page.runs, "next_cursor": page.next_cursor}),
-    ))
+    Ok(Json(RunList {
+        runs: page.runs,
+        next_cursor: page.next_cursor,
+    }))
 }
 
+/// Returns one run.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}",
+    operation_id = "get_run",
+    tag = "runs",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The run.", body = Run),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -148,6 +230,23 @@ pub async fn get(
 }
 
 /// Cancels an unfinished run, or deletes a finished one.
+#[utoipa::path(
+    delete,
+    path = "/runs/{id}",
+    operation_id = "delete_run",
+    tag = "runs",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The run was unfinished and is now cancelled.", body = Run),
+        (status = 204, description = "The run had finished; its record and output are deleted."),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -15,6 +15,17 @@ use super::error::ApiError;
 #[exclude = "package-lock.json"]
 struct Assets;
 
+/// The browser UI.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "ui",
+    tag = "system",
+    responses(
+        (status = 200, description = "The UI's HTML page.", content_type = "text/html", body = String),
+        (status = 429, response = super::openapi::TooManyRequests),
+    )
+)]
 pub async fn index() -> Response {
     serve("index.html")
 }

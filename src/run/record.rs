@@ -3,28 +3,52 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Language, RunStatus};
 
 /// A run as the API returns it. Code and stdin stay in the store.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "id": "01jf3m6x2q8v9w0a1b2c3d4e5f", "language": "python", "status": "succeeded",
+    "timeout_seconds": 30, "created_at": "2026-12-04T10:00:00.000Z",
+    "dispatched_at": "2026-12-04T10:00:00.012Z", "started_at": "2026-12-04T10:00:01.000Z",
+    "finished_at": "2026-12-04T10:00:01.840Z", "queue_wait_ms": 12, "duration_ms": 840,
+    "exit_code": 0, "reason": null, "message": null, "node": "worker1",
+    "job_name": "run-01jf3m6x2q8v9w0a1b2c3d4e5f", "logs_truncated": false
+}))]
 pub struct Run {
+    /// A lowercase ULID.
+    #[schema(pattern = "^[0-9a-z]{26}$")]
     pub id: String,
+    /// The language's canonical name, `python` or `javascript`.
     pub language: String,
     pub status: RunStatus,
     pub timeout_seconds: u64,
+    /// RFC 3339 in UTC, like every timestamp of the run.
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub dispatched_at: Option<String>,
+    #[schema(format = DateTime)]
     pub started_at: Option<String>,
+    #[schema(format = DateTime)]
     pub finished_at: Option<String>,
+    /// Milliseconds from creation to dispatch.
     pub queue_wait_ms: Option<i64>,
+    /// Milliseconds from the program's start to its end.
     pub duration_ms: Option<i64>,
     pub exit_code: Option<i32>,
+    /// A short machine word when the run did not simply exit 0, such as
+    /// `NonZeroExit`, `OOMKilled` or `Cancelled`.
     pub reason: Option<String>,
+    /// A sentence for people about how the run ended.
     pub message: Option<String>,
+    /// The node (or, with the local executor, the host) that ran the program.
     pub node: Option<String>,
+    /// The Kubernetes Job of the run; null with the local executor.
     pub job_name: Option<String>,
+    /// Whether the stored output was cut at `RUN_MAX_LOG_BYTES`.
     pub logs_truncated: bool,
 }
 

@@ -6,15 +6,37 @@ use super::Language;
 use crate::config::Config;
 
 /// The JSON body of `POST /runs`, as sent by the client.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"language": "python", "code": "print(\"Hello from k3s\")", "timeout_seconds": 30, "stdin": ""}))]
 pub struct CreateRun {
+    /// `python` (alias `python3`) or `javascript` (aliases `node`, `js`).
+    #[schema(value_type = LanguageName)]
     pub language: String,
+    /// The program's source as UTF-8; not empty or only whitespace, and at
+    /// most `RUN_MAX_CODE_BYTES` bytes (413 beyond).
+    #[schema(min_length = 1, pattern = "\\S")]
     pub code: String,
+    /// Seconds the program may run, from 1 to `RUN_MAX_TIMEOUT_SECONDS`; 30 when left out.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 300)]
     pub timeout_seconds: Option<i64>,
+    /// Text given to the program on standard input, at most
+    /// `RUN_MAX_STDIN_BYTES` bytes (413 beyond).
     #[serde(default)]
     pub stdin: Option<String>,
+}
+
+/// The language names that `POST /runs` accepts, aliases included.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum LanguageName {
+    Python,
+    Python3,
+    Javascript,
+    Node,
+    Js,
 }
 
 /// A create request that passed validation.
@@ -159,6 +181,18 @@ mod tests {
             let error = request.clone().validate(&config()).unwrap_err();
             assert_eq!(error.field, field, "{request:?}");
             assert_eq!(error.too_large, too_large, "{request:?}");
+        }
+    }
+
+    #[test]
+    fn documented_language_names_parse() {
+        let schema =
+            serde_json::to_value(<LanguageName as utoipa::PartialSchema>::schema()).unwrap();
+        let names = schema["enum"].as_array().expect("the schema lists names");
+        assert_eq!(names.len(), 5);
+        for name in names {
+            let name = name.as_str().unwrap();
+            assert!(name.parse::<Language>().is_ok(), "{name}");
         }
     }
 

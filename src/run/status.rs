@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// The state of a run. Transitions only move to a higher rank, and the
 /// terminal states never change again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Queued,
