@@ -219,6 +219,28 @@ async fn sigterm_exits_idle_dev_cleanly() {
 }
 
 #[tokio::test]
+async fn sigterm_exits_api_and_worker_cleanly() {
+    let redis = RedisServer::start().await;
+    let api = service(Mode::Api, "sigterm-api").start(&redis).await;
+    let worker = service(Mode::Worker, "sigterm-worker")
+        .env("WORKER_ID", "w1")
+        .start(&redis)
+        .await;
+
+    for (name, mut process) in [("api", api), ("worker", worker)] {
+        process.signal(Signal::SIGTERM);
+        let status = process
+            .wait_exit(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("code-runner {name} exits within 10 s of SIGTERM"));
+        assert_eq!(status.code(), Some(0), "{name}: {status}");
+    }
+    let mut connection = redis.connection().await;
+    let heartbeat: bool = connection.exists("worker:w1").await.unwrap();
+    assert!(!heartbeat, "the worker left its heartbeat behind");
+}
+
+#[tokio::test]
 async fn sigterm_settles_running_program() {
     let redis = RedisServer::start().await;
     let mut service = service(Mode::Dev, "sigterm-running").start(&redis).await;
