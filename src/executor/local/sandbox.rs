@@ -87,8 +87,9 @@ pub fn command(
     program: &str,
     args: &[&str],
 ) -> std::io::Result<Command> {
-    let exe = std::env::current_exe()?;
-    let mut command = Command::new(exe);
+    // /proc/self/exe still runs this binary after its file was replaced or
+    // deleted, as happens when it is rebuilt while running.
+    let mut command = Command::new("/proc/self/exe");
     command
         .arg(INIT_ARG)
         .arg(if support.drop_user { "drop" } else { "keep" })
