@@ -1,4 +1,7 @@
-//! The `code-runner` binary: parses the subcommand and starts that process.
+//! The `code-runner` binary: parses the subcommand and starts that process,
+//! or runs a command-line client command against a running API.
+
+mod cli;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +28,8 @@ enum Command {
     Worker,
     /// Run the API and a worker with the local executor in one process (no cluster needed).
     Dev,
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -40,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Api => Mode::Api,
         Command::Worker => Mode::Worker,
         Command::Dev => Mode::Dev,
+        Command::Client(command) => return cli::main(command),
     };
     let config = match Config::from_env(mode) {
         Ok(config) => config,
