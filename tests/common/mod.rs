@@ -248,7 +248,7 @@ impl RedisServer {
     }
 
     /// Writes the data set to `dump.rdb` and then kills the server, so that
-    /// [`restart`](Self::restart) brings the same data back.
+    /// `restart` brings the same data back.
     pub async fn save_and_stop(&mut self) {
         let mut connection = self.connection().await;
         let _: () = redis::cmd("SAVE")
@@ -259,7 +259,7 @@ impl RedisServer {
     }
 
     /// Starts the server again on the same port. The data set is empty
-    /// unless [`save_and_stop`](Self::save_and_stop) stopped it.
+    /// unless `save_and_stop` stopped it.
     pub async fn restart(&mut self) {
         self.stop();
         let started = Instant::now();
