@@ -24,6 +24,7 @@ pub struct SystemStatus {
     pub queue: QueueStatus,
     pub workers: WorkerStatus,
     pub runners: RunnerStatus,
+    /// Runner Pods not yet finished, per node.
     pub nodes: BTreeMap<String, u64>,
     pub history: Vec<Sample>,
     pub redis: Health,
@@ -89,6 +90,8 @@ pub struct ClusterSnapshot {
     pub ready: Option<i32>,
     pub worker_pods: Vec<PodSummary>,
     pub runner_pods: Vec<RunnerPod>,
+    /// Names of the cluster's nodes, so that nodes without runner Pods show too.
+    pub nodes: Vec<String>,
 }
 
 /// Reads the cluster's part of the view.
@@ -192,7 +195,14 @@ impl StatusView {
             }
             Some(cluster) => match cluster.snapshot().await {
                 Ok(snapshot) => {
-                    for pod in &snapshot.runner_pods {
+                    for node in &snapshot.nodes {
+                        status.nodes.insert(node.clone(), 0);
+                    }
+                    // Finished Pods stay until their Job's TTL; only live ones count.
+                    let live = snapshot.runner_pods.iter().filter(|pod| {
+                        !matches!(pod.phase.as_deref(), Some("Succeeded") | Some("Failed"))
+                    });
+                    for pod in live {
                         if let Some(node) = &pod.node {
                             *status.nodes.entry(node.clone()).or_default() += 1;
                         }

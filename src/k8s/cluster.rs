@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::ListParams;
 use kube::Api;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::names::{LABEL_RUN_ID, RUNNER_SELECTOR, WORKER_SELECTOR};
 use crate::executor::kubernetes::{delete_job, outcome};
@@ -21,6 +21,7 @@ pub struct ApiCluster {
     worker_pods: Api<Pod>,
     runner_pods: Api<Pod>,
     jobs: Api<Job>,
+    nodes: Api<Node>,
     worker_deployment: String,
 }
 
@@ -35,7 +36,8 @@ impl ApiCluster {
             deployments: Api::namespaced(client.clone(), worker_namespace),
             worker_pods: Api::namespaced(client.clone(), worker_namespace),
             runner_pods: Api::namespaced(client.clone(), runner_namespace),
-            jobs: Api::namespaced(client, runner_namespace),
+            jobs: Api::namespaced(client.clone(), runner_namespace),
+            nodes: Api::all(client),
             worker_deployment: worker_deployment.to_string(),
         }
     }
@@ -122,11 +124,27 @@ impl ClusterView for ApiCluster {
             })
             .collect();
 
+        let nodes = self.nodes.list_metadata(&ListParams::default()).await;
+        metrics::record_kube_request("list", "nodes", outcome(&nodes));
+        let nodes = match nodes {
+            Ok(list) => list
+                .items
+                .into_iter()
+                .filter_map(|node| node.metadata.name)
+                .collect(),
+            Err(error) => {
+                // The view still works without the node list: nodes with Pods show anyway.
+                debug!(%error, "listing nodes failed");
+                Vec::new()
+            }
+        };
+
         Ok(ClusterSnapshot {
             desired,
             ready,
             worker_pods,
             runner_pods,
+            nodes,
         })
     }
 }
