@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Watch to Redis: from a Pod status change made by the simulated kubelet to
+# the run's state in Redis, against the local test cluster.
+#
+# Method: kubelet-sim logs "container started" and "container terminated",
+# with microsecond UTC timestamps, just before it sends the matching Pod
+# status patch. The run's state change in Redis is the runs:events entry
+# that the same Lua script writes with the hash. Its id is the Redis server
+# time in milliseconds. Both clocks are this machine's CLOCK_REALTIME. The
+# difference covers the status patch, the API server and etcd, the watch
+# through the fault proxy, the worker's mapping and the Redis script; for
+# final states it also covers the worker's pods/log read. Redis times are
+# truncated to the millisecond, so each figure reads 0 to 1 ms low.
+#
+# Two phases: runs submitted one by one at a light rate, then a burst of
+# 1000 runs submitted at once, whose rates show how fast state changes reach
+# Redis with that many runs in flight. Every program is `pass`.
+#
+# Usage: scripts/bench/watch.sh
+#   BENCH_LIGHT_RUNS  runs of the light phase (default 200, at 10 per s)
+#   BENCH_BURST_RUNS  runs of the burst phase (default 1000)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+LIGHT_RUNS=${BENCH_LIGHT_RUNS:-200}
+BURST_RUNS=${BENCH_BURST_RUNS:-1000}
+
+bench_init watch
+bench_binary
+bench_redis
+# Room for every burst Pod at once: each requests 50m CPU and 256Mi memory.
+CLUSTER_NODE_PODS=${CLUSTER_NODE_PODS:-1100} CLUSTER_NODE_CPU=${CLUSTER_NODE_CPU:-64} \
+    CLUSTER_NODE_MEMORY=${CLUSTER_NODE_MEMORY:-400Gi} bench_cluster_up cluster
+KUBELET_LOG=$CODE_RUNNER_CLUSTER_DIR/logs/kubelet-sim.log
+bench_start_api EXECUTOR=kubernetes KUBECONFIG="$KUBECONFIG_API"
+bench_start_worker bench-worker-1
+WORKER_PID=$BENCH_LAST_PID
+
+bench_log "warm-up: 10 runs"
+"${BENCH_PY[@]}" submit-sequential --url "$API_URL" --count 10 --rate 10 --out "$WORK/warmup.jsonl" >/dev/null
+jq -r .id "$WORK/warmup.jsonl" >"$WORK/warmup.ids"
+"${BENCH_PY[@]}" wait-finished --redis-port "$REDIS_PORT" --runs "$WORK/warmup.ids" --timeout 60
+
+bench_log "light phase: $LIGHT_RUNS runs at 10 per second"
+"${BENCH_PY[@]}" submit-sequential --url "$API_URL" --count "$LIGHT_RUNS" --rate 10 \
+    --out "$WORK/light.jsonl" | tee -a "$BENCH_REPORT"
+jq -r .id "$WORK/light.jsonl" >"$BENCH_RESULTS/light.ids"
+"${BENCH_PY[@]}" wait-finished --redis-port "$REDIS_PORT" --runs "$BENCH_RESULTS/light.ids" --timeout 120
+"${BENCH_PY[@]}" watch-report --redis-port "$REDIS_PORT" --kubelet-log "$KUBELET_LOG" \
+    --runs "$BENCH_RESULTS/light.ids" --label light | tee -a "$BENCH_REPORT"
+
+bench_log "burst phase: $BURST_RUNS runs at once"
+burst_started=$(date +%s.%N)
+worker_cpu_before=$(bench_cpu_seconds "$WORKER_PID")
+entries_before=$(redis-cli -p "$REDIS_PORT" XLEN runs:events)
+"${BENCH_PY[@]}" submit-burst --url "$API_URL" --count "$BURST_RUNS" --threads 8 \
+    --out "$BENCH_RESULTS/burst.ids" | sed 's/^/burst /' | tee -a "$BENCH_REPORT"
+"${BENCH_PY[@]}" wait-finished --redis-port "$REDIS_PORT" --runs "$BENCH_RESULTS/burst.ids" --timeout 600
+burst_ended=$(date +%s.%N)
+worker_cpu=$(awk -v a="$worker_cpu_before" -v b="$(bench_cpu_seconds "$WORKER_PID")" 'BEGIN { printf "%.2f", b - a }')
+# The api wrote the burst's queued entries, and the worker wrote the rest.
+writes=$(($(redis-cli -p "$REDIS_PORT" XLEN runs:events) - entries_before - BURST_RUNS))
+bench_result "burst wall time from the first POST to the last final state, s" \
+    "$(awk -v a="$burst_started" -v b="$burst_ended" 'BEGIN { printf "%.1f", b - a }')"
+"${BENCH_PY[@]}" watch-report --redis-port "$REDIS_PORT" --kubelet-log "$KUBELET_LOG" \
+    --runs "$BENCH_RESULTS/burst.ids" --label burst --rates | tee -a "$BENCH_REPORT"
+bench_result "burst worker CPU seconds, and CPU ms per runs:events entry it wrote" \
+    "$worker_cpu, $(awk -v c="$worker_cpu" -v n="$writes" 'BEGIN { printf "%.2f", 1000 * c / n }')"
+bench_result "worker peak RSS KiB (VmHWM)" "$(bench_peak_rss_kib "$WORKER_PID")"
+cp "$KUBELET_LOG" "$BENCH_RESULTS/kubelet-sim.log"
