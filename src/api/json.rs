@@ -61,6 +61,14 @@ fn is_json(content_type: &str) -> bool {
 
 /// Parses a JSON body, naming the failing field when there is one.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde's derived structs also accept arrays of field values; the API takes objects only.
+    let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first.is_some_and(|byte| *byte != b'{') {
+        return Err(ApiError::InvalidRequest {
+            message: "the request body must be a JSON object".into(),
+            field: None,
+        });
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -127,6 +135,7 @@ mod tests {
             Some("timeout_seconds")
         );
         assert_eq!(field_of(r#"{"language":"#), None);
+        assert_eq!(field_of(r#"["python", "print(1)"]"#), None);
     }
 
     #[test]

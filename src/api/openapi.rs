@@ -158,6 +158,25 @@ pub fn finish(document: utoipa::openapi::OpenApi, config: &Config) -> Document {
     if let Some(timeout) = create.get_mut("timeout_seconds") {
         timeout["maximum"] = Value::from(config.run_max_timeout_seconds);
     }
+    // In OpenAPI 3.1 the schema of `text/event-stream` describes one event.
+    // utoipa has no attribute for `contentSchema`, which says that each
+    // event's data is a run object in JSON.
+    let events = &mut value["paths"]["/runs/{id}/events"]["get"]["responses"]["200"]["content"]
+        ["text/event-stream"];
+    if let Some(schema) = events.get_mut("schema") {
+        *schema = serde_json::json!({
+            "type": "object",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {"const": "status"},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": {"$ref": "#/components/schemas/Run"}
+                }
+            }
+        });
+    }
     Document(Arc::new(
         serde_json::to_string(&value).expect("a JSON value serializes"),
     ))
@@ -323,7 +342,12 @@ mod tests {
         let logs = &document["paths"]["/runs/{id}/logs"]["get"]["responses"]["200"]["content"];
         assert!(logs.get("text/plain").is_some());
         let events = &document["paths"]["/runs/{id}/events"]["get"]["responses"]["200"]["content"];
-        assert!(events.get("text/event-stream").is_some());
+        let event = &events["text/event-stream"]["schema"];
+        assert_eq!(event["properties"]["event"]["const"], "status");
+        assert_eq!(
+            event["properties"]["data"]["contentSchema"]["$ref"],
+            "#/components/schemas/Run"
+        );
     }
 
     #[test]

@@ -5,12 +5,10 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
-use tracing::debug;
 
 use super::error::ApiError;
 use super::openapi::{TooManyRequests, Unauthorized, Unavailable};
 use super::AppState;
-use crate::metrics;
 use crate::status::SystemStatus;
 
 /// Liveness: succeeds while the process serves.
@@ -67,17 +65,7 @@ pub async fn status(State(state): State<AppState>) -> Json<SystemStatus> {
     responses((status = 200, description = "Prometheus text format 0.0.4.", content_type = "text/plain", body = String)),
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    // The gauges mirror Redis at scrape time; stale values stay when it is down.
-    match (
-        state.store.queue_depth().await,
-        state.store.active_count().await,
-    ) {
-        (Ok(depth), Ok(active)) => {
-            metrics::set_queue_depth(depth);
-            metrics::set_active_runs(active);
-        }
-        (Err(error), _) | (_, Err(error)) => debug!(%error, "queue gauges not refreshed"),
-    }
+    crate::app::refresh_queue_gauges(&state.store).await;
     (
         [(
             header::CONTENT_TYPE,

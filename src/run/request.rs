@@ -18,9 +18,11 @@ pub struct CreateRun {
     #[schema(min_length = 1, pattern = "\\S")]
     pub code: String,
     /// Seconds the program may run, from 1 to `RUN_MAX_TIMEOUT_SECONDS`; 30 when left out.
+    /// Any JSON number with no fraction counts as a whole number, `30.0` included,
+    /// as JSON Schema's `integer` does.
     #[serde(default)]
-    #[schema(minimum = 1, maximum = 300)]
-    pub timeout_seconds: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 300)]
+    pub timeout_seconds: Option<serde_json::Number>,
     /// Text given to the program on standard input, at most
     /// `RUN_MAX_STDIN_BYTES` bytes (413 beyond).
     #[serde(default)]
@@ -111,15 +113,19 @@ impl CreateRun {
         }
 
         let max = config.run_max_timeout_seconds;
-        let timeout_seconds = match self.timeout_seconds {
+        let timeout_seconds = match &self.timeout_seconds {
             None => DEFAULT_TIMEOUT_SECONDS.min(max),
-            Some(value) if value >= 1 && value as u64 <= max => value as u64,
-            Some(value) => {
-                return Err(ValidationError::invalid(
-                    "timeout_seconds",
-                    format!("timeout_seconds must be a whole number from 1 to {max} (got {value})"),
-                ))
-            }
+            Some(value) => match whole_number(value) {
+                Some(seconds) if (1..=max).contains(&seconds) => seconds,
+                _ => {
+                    return Err(ValidationError::invalid(
+                        "timeout_seconds",
+                        format!(
+                            "timeout_seconds must be a whole number from 1 to {max} (got {value})"
+                        ),
+                    ))
+                }
+            },
         };
 
         Ok(ValidatedRun {
@@ -129,6 +135,18 @@ impl CreateRun {
             timeout_seconds,
         })
     }
+}
+
+/// Returns a JSON number as a `u64` when it is a non-negative whole number,
+/// written as an integer (`30`) or with a zero fraction (`30.0`).
+fn whole_number(value: &serde_json::Number) -> Option<u64> {
+    if let Some(whole) = value.as_u64() {
+        return Some(whole);
+    }
+    let float = value.as_f64()?;
+    // 2^53 bounds the range where every whole f64 is exact.
+    (float.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&float))
+        .then_some(float as u64)
 }
 
 #[cfg(test)]
@@ -148,8 +166,34 @@ mod tests {
         CreateRun {
             language: language.into(),
             code: code.into(),
-            timeout_seconds: timeout,
+            timeout_seconds: timeout.map(serde_json::Number::from),
             stdin: None,
+        }
+    }
+
+    fn timeout_of(json: &str) -> Result<u64, ValidationError> {
+        let body = format!(r#"{{"language":"python","code":"x","timeout_seconds":{json}}}"#);
+        let request: CreateRun = serde_json::from_str(&body).unwrap();
+        request.validate(&config()).map(|run| run.timeout_seconds)
+    }
+
+    #[test]
+    fn timeout_accepts_whole_numbers_only() {
+        assert_eq!(timeout_of("5").unwrap(), 5);
+        assert_eq!(timeout_of("5.0").unwrap(), 5);
+        assert_eq!(timeout_of("5e0").unwrap(), 5);
+        for invalid in [
+            "5.5",
+            "0",
+            "0.0",
+            "-1",
+            "-1.0",
+            "301",
+            "1e300",
+            "18446744073709551616",
+        ] {
+            let error = timeout_of(invalid).unwrap_err();
+            assert_eq!(error.field, "timeout_seconds", "{invalid}");
         }
     }
 

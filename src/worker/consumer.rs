@@ -25,10 +25,13 @@ pub(super) async fn run(worker: Arc<Worker>, index: usize, shutdown: Cancellatio
     debug!(worker = %worker.worker_id, consumer = index, "consumer started");
 
     loop {
-        let taken = tokio::select! {
-            taken = consumer.take(&worker.store) => taken,
-            _ = shutdown.cancelled() => break,
-        };
+        if shutdown.is_cancelled() {
+            break;
+        }
+        // Not raced against shutdown: a dropped future would leave the blocking
+        // move pending on the server, where it could take an id that shutdown
+        // just returned to the queue. One block (2 s) bounds the wait instead.
+        let taken = consumer.take(&worker.store).await;
         let run_id = match taken {
             Ok(Some(run_id)) => run_id,
             Ok(None) => continue,
@@ -53,7 +56,11 @@ pub(super) async fn run(worker: Arc<Worker>, index: usize, shutdown: Cancellatio
 #[instrument(skip(worker, shutdown), fields(worker = %worker.worker_id))]
 async fn handle(worker: &Arc<Worker>, run_id: &str, shutdown: &CancellationToken) {
     if !worker.dispatch_delay.is_zero() {
-        tokio::time::sleep(worker.dispatch_delay).await;
+        tokio::select! {
+            _ = tokio::time::sleep(worker.dispatch_delay) => {}
+            // Left in the processing list, so it returns to the queue at shutdown.
+            _ = shutdown.cancelled() => return,
+        }
     }
 
     let spec = match with_retries(shutdown, || worker.store.spec(run_id)).await {
@@ -79,6 +86,8 @@ async fn handle(worker: &Arc<Worker>, run_id: &str, shutdown: &CancellationToken
     };
 
     match spec.status {
+        // Taken just as the worker began to stop: the queue gets it back.
+        RunStatus::Queued if shutdown.is_cancelled() => {}
         RunStatus::Queued => dispatch(worker, spec, shutdown).await,
         status if status.is_terminal() => {
             // Cancelled while queued: never executed.

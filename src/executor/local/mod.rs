@@ -6,6 +6,7 @@ pub mod sandbox;
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,9 @@ use sandbox::{Limits, Support};
 
 /// How often new output is appended to the run's logs in Redis.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// Bounds of the pause between retries of a failed store write.
+const RETRY_MIN: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 /// How long output is still read after the program exits.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -36,7 +40,11 @@ pub struct LocalExecutor {
     memory_bytes: u64,
     support: Support,
     running: Mutex<HashMap<String, CancellationToken>>,
+    /// Set when shutdown begins: no new program starts after it.
+    draining: AtomicBool,
     shutting_down: CancellationToken,
+    /// Counter behind the per-run user ids.
+    next_user: AtomicU32,
 }
 
 /// How the supervised program ended.
@@ -72,7 +80,9 @@ impl LocalExecutor {
             memory_bytes: config.runner_memory_limit_bytes,
             support,
             running: Mutex::new(HashMap::new()),
+            draining: AtomicBool::new(false),
             shutting_down: CancellationToken::new(),
+            next_user: AtomicU32::new(0),
         }
     }
 
@@ -80,6 +90,7 @@ impl LocalExecutor {
     fn prepare_workdir(
         &self,
         run: &RunSpec,
+        user: Option<u32>,
     ) -> std::io::Result<(tempfile::TempDir, Option<std::fs::File>)> {
         let dir = tempfile::Builder::new().prefix("code-runner-").tempdir()?;
         std::fs::write(dir.path().join(run.language.source_file()), &run.code)?;
@@ -92,8 +103,8 @@ impl LocalExecutor {
             }
             None => None,
         };
-        if self.support.drop_user {
-            let id = Some(65534);
+        if let Some(uid) = user {
+            let id = Some(uid);
             for entry in [dir.path().to_path_buf(), dir.path().join("tmp")] {
                 std::os::unix::fs::chown(&entry, id, id)?;
             }
@@ -169,7 +180,15 @@ impl LocalExecutor {
         };
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
         capture.finish();
-        self.flush_logs(&run.id, &capture, flushed).await;
+        // The final output and state must reach Redis even across an outage.
+        let mut backoff = RETRY_MIN;
+        while flushed < capture.len() {
+            let now_flushed = self.flush_logs(&run.id, &capture, flushed).await;
+            if now_flushed == flushed && !self.pause_before_retry(&mut backoff).await {
+                break;
+            }
+            flushed = now_flushed;
+        }
         drop(workdir);
 
         let ending = match (stop, status) {
@@ -269,25 +288,46 @@ impl LocalExecutor {
             }
         };
 
-        match self.store.transition(&run.id, status, &fields).await {
-            Ok(transition) if transition.applied => {
-                info!(run_id = %run.id, status = %status, "run finished");
-                metrics::record_finished(
-                    run.language.as_str(),
-                    status,
-                    run.started_at.as_deref(),
-                    &fields,
-                );
-            }
-            Ok(transition) => {
-                // Cancellation already settled the run; keep the output flag accurate.
-                debug!(run_id = %run.id, current = ?transition.previous, "final state was already set");
-                if let Err(error) = self.store.mark_logs_truncated(&run.id, truncated).await {
-                    warn!(run_id = %run.id, %error, "recording logs_truncated failed");
+        let mut backoff = RETRY_MIN;
+        loop {
+            match self.store.transition(&run.id, status, &fields).await {
+                Ok(transition) if transition.applied => {
+                    info!(run_id = %run.id, status = %status, "run finished");
+                    metrics::record_finished(
+                        run.language.as_str(),
+                        status,
+                        run.started_at.as_deref(),
+                        &fields,
+                    );
+                }
+                Ok(transition) => {
+                    // Cancellation already settled the run; keep the output flag accurate.
+                    debug!(run_id = %run.id, current = ?transition.previous, "final state was already set");
+                    if let Err(error) = self.store.mark_logs_truncated(&run.id, truncated).await {
+                        warn!(run_id = %run.id, %error, "recording logs_truncated failed");
+                    }
+                }
+                Err(error) => {
+                    warn!(run_id = %run.id, %error, "recording the final state failed; retrying");
+                    if self.pause_before_retry(&mut backoff).await {
+                        continue;
+                    }
+                    // Another worker's recovery settles the run once this one's heartbeat expires.
+                    warn!(run_id = %run.id, "worker stopping before the final state was stored");
                 }
             }
-            Err(error) => warn!(run_id = %run.id, %error, "recording the final state failed"),
+            break;
         }
+    }
+
+    /// Waits before retrying a store write; false when the worker is stopping instead.
+    async fn pause_before_retry(&self, backoff: &mut Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(*backoff) => {}
+            _ = self.shutting_down.cancelled() => return false,
+        }
+        *backoff = (*backoff * 2).min(RETRY_MAX);
+        true
     }
 }
 
@@ -309,6 +349,12 @@ impl Executor for Arc<LocalExecutor> {
 
     #[instrument(skip_all, fields(run_id = %run.id, worker = %self.worker_id))]
     async fn dispatch(&self, mut run: RunSpec) -> Result<Dispatched, DispatchError> {
+        if self.draining.load(Ordering::SeqCst) {
+            // The consumer leaves the id in its processing list for the next worker.
+            return Err(DispatchError::Retryable(
+                "the worker is shutting down".into(),
+            ));
+        }
         let dispatched = self
             .store
             .transition_with(
@@ -328,7 +374,11 @@ impl Executor for Arc<LocalExecutor> {
             return Ok(Dispatched { completion: None });
         }
 
-        let (workdir, stdin) = self.prepare_workdir(&run).map_err(|error| {
+        let user = self.support.drop_user.then(|| {
+            let slot = self.next_user.fetch_add(1, Ordering::Relaxed) % sandbox::RUN_UIDS;
+            sandbox::FIRST_RUN_UID + slot
+        });
+        let (workdir, stdin) = self.prepare_workdir(&run, user).map_err(|error| {
             DispatchError::Permanent(format!("preparing the run directory failed: {error}"))
         })?;
         let (reader, writer) = std::io::pipe().map_err(|error| {
@@ -343,6 +393,7 @@ impl Executor for Arc<LocalExecutor> {
             self.support,
             self.limits(&run),
             workdir.path(),
+            user,
             run.language.interpreter(),
             &[source],
         )
@@ -458,6 +509,7 @@ impl Executor for Arc<LocalExecutor> {
     }
 
     async fn shutdown(&self, grace: Duration) {
+        self.draining.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline
             && !self.running.lock().expect("running map lock").is_empty()

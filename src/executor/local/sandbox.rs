@@ -20,8 +20,12 @@ use nix::unistd::{fork, ForkResult, Gid, Uid};
 
 /// First argument that selects the init step in `main`.
 pub const INIT_ARG: &str = "__sandbox-init";
-/// User and group that programs run as when the worker runs as root.
-const UNPRIVILEGED_ID: u32 = 65534;
+/// First of the user ids given to programs when the worker runs as root. Each
+/// run gets its own id from this range, so that per-user limits such as
+/// RLIMIT_NPROC count one run's processes only. No account needs to exist.
+pub const FIRST_RUN_UID: u32 = 2_000_000;
+/// Number of ids in that range; ids are reused round-robin.
+pub const RUN_UIDS: u32 = 4096;
 
 /// Which isolation the kernel grants this process, found once at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +34,7 @@ pub struct Support {
     pub namespaces: bool,
     /// They need a new user namespace because this process is not root.
     pub user_namespace: bool,
-    /// Programs can be started as an unprivileged user.
+    /// Programs can be started as an unprivileged user of their own.
     pub drop_user: bool,
 }
 
@@ -79,11 +83,13 @@ pub struct Limits {
     pub open_files: u64,
 }
 
-/// Builds the command that runs `program args` in `workdir` inside the sandbox.
+/// Builds the command that runs `program args` in `workdir` inside the
+/// sandbox, as `user` when one is given.
 pub fn command(
     support: Support,
     limits: Limits,
     workdir: &std::path::Path,
+    user: Option<u32>,
     program: &str,
     args: &[&str],
 ) -> std::io::Result<Command> {
@@ -92,7 +98,7 @@ pub fn command(
     let mut command = Command::new("/proc/self/exe");
     command
         .arg(INIT_ARG)
-        .arg(if support.drop_user { "drop" } else { "keep" })
+        .arg(user.map_or_else(|| "keep".to_string(), |uid| uid.to_string()))
         .arg(workdir)
         .arg(program)
         .args(args)
@@ -155,9 +161,19 @@ fn apply_limits(limits: Limits) -> std::io::Result<()> {
 /// namespace, waits for it and exits the way it did. Runs before any runtime
 /// or thread starts, so forking here is safe.
 pub fn run_init(args: &[String]) -> ! {
-    let [drop_user, workdir, program, rest @ ..] = args else {
-        eprintln!("usage: code-runner {INIT_ARG} drop|keep WORKDIR PROGRAM [ARGS...]");
+    let [user, workdir, program, rest @ ..] = args else {
+        eprintln!("usage: code-runner {INIT_ARG} UID|keep WORKDIR PROGRAM [ARGS...]");
         std::process::exit(125);
+    };
+    let user: Option<u32> = match user.as_str() {
+        "keep" => None,
+        uid => match uid.parse() {
+            Ok(uid) => Some(uid),
+            Err(_) => {
+                eprintln!("code-runner: invalid user id {uid:?}");
+                std::process::exit(125);
+            }
+        },
     };
     let argv: Vec<CString> = std::iter::once(program)
         .chain(rest)
@@ -166,12 +182,11 @@ pub fn run_init(args: &[String]) -> ! {
         })
         .collect();
     let program = argv[0].clone();
-    let drop_user = drop_user == "drop";
 
     // SAFETY: this process is single-threaded at this point.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            if let Err(error) = enter_program(drop_user, workdir) {
+            if let Err(error) = enter_program(user, workdir) {
                 eprintln!("code-runner: cannot start the program: {error}");
                 std::process::exit(126);
             }
@@ -198,12 +213,18 @@ pub fn run_init(args: &[String]) -> ! {
     }
 }
 
-fn enter_program(drop_user: bool, workdir: &str) -> nix::Result<()> {
-    set_parent_death_signal().map_err(|_| nix::errno::Errno::last())?;
-    if drop_user {
+fn enter_program(user: Option<u32>, workdir: &str) -> nix::Result<()> {
+    let parent = nix::unistd::getppid();
+    if let Some(uid) = user {
         nix::unistd::setgroups(&[])?;
-        nix::unistd::setgid(Gid::from_raw(UNPRIVILEGED_ID))?;
-        nix::unistd::setuid(Uid::from_raw(UNPRIVILEGED_ID))?;
+        nix::unistd::setgid(Gid::from_raw(uid))?;
+        nix::unistd::setuid(Uid::from_raw(uid))?;
+    }
+    // Changing credentials clears the parent-death signal (prctl(2)), so it is
+    // set afterwards, and a parent that already died is caught by its pid.
+    set_parent_death_signal().map_err(|_| nix::errno::Errno::last())?;
+    if nix::unistd::getppid() != parent {
+        std::process::exit(125);
     }
     nix::unistd::chdir(workdir)?;
     Ok(())
