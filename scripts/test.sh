@@ -30,7 +30,7 @@ eval "$(scripts/local-cluster.sh env)"
 export CODE_RUNNER_REQUIRE_CLUSTER=1
 
 stage "cargo test (unit, black-box and Kubernetes tests)"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 stage "dashboard queries against real /metrics output"
 scripts/check-dashboard-live.sh
