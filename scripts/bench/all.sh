@@ -8,7 +8,8 @@
 #   BENCH_SKIP_BUILD=1 uses target/release/code-runner as it is; the other
 #   BENCH_* settings of the scripts pass through.
 #   NAME is one of submit, dispatch, watch, local-exec, memory, scaling
-#   (default: all of them, in that order). Each one's report is in
+#   (default: all of them, in that order) or profile-submit, the
+#   instruction profile of POST /runs. Each one's report is in
 #   target/bench/NAME/report.txt; this script's output is also saved as
 #   target/bench/all.txt.
 set -uo pipefail
@@ -21,7 +22,7 @@ NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(submit dispatch watch local-exec memory scaling)
 
 # Upper bound of each benchmark's wall time, in seconds.
-declare -A LIMIT=([submit]=300 [dispatch]=600 [watch]=1200 [local-exec]=300 [memory]=600 [scaling]=1200)
+declare -A LIMIT=([submit]=300 [dispatch]=600 [watch]=1200 [local-exec]=300 [memory]=600 [scaling]=1200 [profile-submit]=600)
 
 machine() {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"

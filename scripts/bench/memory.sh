@@ -39,9 +39,9 @@ bench_log "submitting $RUNS runs; containers wait ${START_DELAY_MS} ms before th
 bench_result "RSS KiB right after the submissions" "$(rss_line)"
 
 # Samples RSS every second until every run has a Pod (state pending) or
-# 120 s pass, then for 5 s more.
+# 180 s pass, then for 5 s more.
 : >"$BENCH_RESULTS/rss-samples.txt"
-"${BENCH_PY[@]}" wait-status-count --redis-port "$REDIS_PORT" --status pending --count "$RUNS" --timeout 120 \
+"${BENCH_PY[@]}" wait-status-count --redis-port "$REDIS_PORT" --status pending --count "$RUNS" --timeout 180 \
     >"$WORK/pending.txt" &
 waiter=$!
 while kill -0 "$waiter" 2>/dev/null; do
