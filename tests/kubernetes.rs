@@ -239,6 +239,12 @@ async fn event_stream_shows_each_state_in_order() {
     assert_eq!(response.status(), 200);
     let events = read_sse(response).await;
 
+    // The store first: a state missing there cannot reach the stream.
+    assert_eq!(
+        statuses_of(&redis, &id).await,
+        ["queued", "dispatched", "pending", "running", "succeeded"],
+        "statuses in runs:events"
+    );
     let mut statuses: Vec<String> = events
         .iter()
         .map(|event| {
@@ -256,11 +262,6 @@ async fn event_stream_shows_each_state_in_order() {
         statuses,
         ["dispatched", "pending", "running", "succeeded"],
         "statuses in GET /runs/{id}/events"
-    );
-    assert_eq!(
-        statuses_of(&redis, &id).await,
-        ["queued", "dispatched", "pending", "running", "succeeded"],
-        "statuses in runs:events"
     );
 
     let text = metrics::scrape(&worker).await;
@@ -476,6 +477,16 @@ async fn cancel_deletes_running_job() {
         .await;
     api.wait_status(&id, "running").await;
 
+    // While the program runs, the api reads its output from the Pod and lists
+    // runner Pods for the status view, with the api token's rights alone.
+    wait_live_logs(&api, &id, "started\n").await;
+    let status = system_status(&api).await;
+    assert_eq!(status["kubernetes"]["ok"], true, "{status}");
+    let listed = status["runners"]["pods"]
+        .as_array()
+        .is_some_and(|pods| pods.iter().any(|pod| pod["run_id"] == id.as_str()));
+    assert!(listed, "the status view lacks run {id}'s Pod: {status}");
+
     let cancelled = cancel(&api, &id).await;
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     admin.wait_job_gone(&id, JOB_DELETION_DEADLINE).await;
@@ -498,6 +509,37 @@ async fn cancel_deletes_running_job() {
         1,
         "{statuses:?}"
     );
+}
+
+/// Polls `GET /runs/{id}/logs` of an unfinished run until it returns `expected`.
+async fn wait_live_logs(api: &Service, id: &str, expected: &str) {
+    let started = Instant::now();
+    loop {
+        let logs = api.logs(id).await;
+        if logs == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "GET /runs/{id}/logs returned {logs:?} for {DEADLINE:?}, not {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Reads `GET /system/status`.
+async fn system_status(api: &Service) -> Value {
+    let response = api
+        .http()
+        .get(api.url("/system/status"))
+        .send()
+        .await
+        .expect("GET /system/status gets a response");
+    assert_eq!(response.status(), 200, "GET /system/status");
+    response
+        .json()
+        .await
+        .expect("GET /system/status returns JSON")
 }
 
 /// A worker killed after it took a run but before it created the Job leaves
