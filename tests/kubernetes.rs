@@ -652,6 +652,14 @@ async fn assert_mixed_ends(api: &Service, redis: &RedisServer, runs: &[(String, 
                 "expected {expected} (NonZeroExit with exit code 3 if failed), got {run}"
             ));
         }
+        if *expected == "succeeded" {
+            let logs = api.logs(id).await;
+            if logs != "ok\n" {
+                wrong.push(format!(
+                    "run {id} succeeded with logs {logs:?}, not \"ok\\n\""
+                ));
+            }
+        }
         let statuses = statuses_of(redis, id).await;
         let ends = statuses
             .iter()
@@ -745,6 +753,30 @@ async fn watch_410_after_compaction_loses_no_run() {
         lists_after >= lists_before + 2.0,
         "the watches did not list again after 410 Gone ({lists_before} lists before, {lists_after} after):\n{text}"
     );
+    proxy.reset().await;
+    let ids: Vec<String> = runs.into_iter().map(|(id, _)| id).collect();
+    admin.remove_runs(&ids).await;
+}
+
+/// When the Pod watch lags behind the Job watch, the run still ends with
+/// the state, reason and exit code of its Pod, not with the Job's condition.
+#[tokio::test]
+async fn lagging_pod_watch_keeps_end_state() {
+    let Some(cluster) = cluster() else { return };
+    let proxy = FaultProxy::reserve(cluster).await;
+    let redis = RedisServer::start().await;
+    let (api, _worker) = start_behind_proxy(cluster, &redis, "k8s-watch-lag").await;
+    let admin = Admin::connect(cluster).await;
+
+    let runs = submit_mixed(&api, 3).await;
+    wait_all_started(&api, &runs).await;
+    // Every new Pod request, the resumed Pod watch included, waits 8 s at the
+    // proxy, so the Job watch reports the programs' ends first.
+    proxy.delay(8000, "GET", "/pods").await;
+    let dropped = proxy.drop_watches(0).await;
+    assert!(dropped >= 1, "the proxy found no open watch to drop");
+    assert_mixed_ends(&api, &redis, &runs).await;
+
     proxy.reset().await;
     let ids: Vec<String> = runs.into_iter().map(|(id, _)| id).collect();
     admin.remove_runs(&ids).await;

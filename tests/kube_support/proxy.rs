@@ -69,6 +69,16 @@ impl FaultProxy {
         .await;
     }
 
+    /// Delays every later request with `method` whose path contains
+    /// `path_contains` by `millis` before forwarding it, until a reset.
+    pub async fn delay(&self, millis: u64, method: &str, path_contains: &str) {
+        self.post(
+            "/latency",
+            json!({"millis": millis, "method": method, "path_contains": path_contains}),
+        )
+        .await;
+    }
+
     /// Closes every open watch, and new ones for `reject_seconds`. Returns
     /// how many watches were closed.
     pub async fn drop_watches(&self, reject_seconds: u64) -> u64 {
