@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .layer(Extension(document));
     // Layers added later run earlier, so the limit runs after authentication,
     // which stores the request's token for it.
+    // NOTE: requests rejected with 401 are therefore not rate limited.
     if let Some(limits) = rate_limit::RateLimits::new(
         state.config.rate_limit_per_second,
         state.config.rate_limit_burst,
