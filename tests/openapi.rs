@@ -1,5 +1,5 @@
 //! Black-box tests of `GET /openapi.json` against the real binary: the
-//! document is public, and the routes answer the way it documents them.
+//! document is public, and the routes respond the way it documents them.
 
 mod common;
 
