@@ -97,8 +97,9 @@ mkdir -p "$WORK/tmp"
 log "starting code-runner dev on $API"
 # The rate limit is off so that its 429s do not hide other responses, and
 # the short maximum timeout bounds how long a streamed request can wait for
-# a generated program to end.
-env REDIS_URL="redis://127.0.0.1:$REDIS_PORT" LISTEN_ADDR="127.0.0.1:$PORT" \
+# a generated program to end. A token makes the documented security real.
+TOKEN="fuzz-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+env REDIS_URL="redis://127.0.0.1:$REDIS_PORT" LISTEN_ADDR="127.0.0.1:$PORT" API_TOKENS="$TOKEN" \
   METRICS_ADDR="127.0.0.1:$(free_port)" RATE_LIMIT_PER_SECOND=0 RUN_MAX_TIMEOUT_SECONDS=5 \
   TMPDIR="$WORK/tmp" NO_COLOR=1 RUST_LOG=info \
   "$BIN" dev >"$REPORT_DIR/service.log" 2>&1 &
@@ -115,6 +116,7 @@ status=0
 "$VENV/bin/st" --no-color run "$API/openapi.json" \
   --checks "${FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance}" \
   --phases examples,coverage,fuzzing,stateful \
+  --header "Authorization: Bearer $TOKEN" \
   --seed "$SEED" \
   --max-examples "$MAX_EXAMPLES" \
   --workers 2 \
