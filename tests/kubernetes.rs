@@ -159,6 +159,13 @@ async fn programs_match_host_interpreters() {
         );
     }
     let runs = wait_all_finished(&api, &ids).await;
+    // Fewer log reads than runs means the worker ended some runs without
+    // reading their Pod's output.
+    let log_reads = metrics::sum(
+        &metrics::scrape(&worker).await,
+        "code_runner_kube_requests_total",
+        &[("verb", "get"), ("resource", "pods/log")],
+    );
 
     for ((language, interpreter, file_name, code), (id, run)) in
         cases.iter().zip(ids.iter().zip(&runs))
@@ -177,7 +184,9 @@ async fn programs_match_host_interpreters() {
         assert_eq!(
             String::from_utf8_lossy(&logs),
             String::from_utf8_lossy(&expected),
-            "{language}: output differs from the host's {interpreter}"
+            "{language}: output of run {id} differs from the host's {interpreter}; \
+             the worker read pods/log {log_reads} times for {} runs",
+            ids.len()
         );
         assert_eq!(
             logs, expected,
@@ -858,7 +867,7 @@ async fn logs_outlive_job_ttl() {
     let Some(cluster) = cluster() else { return };
     let redis = RedisServer::start().await;
     let api = cluster.api("k8s-ttl").start(&redis).await;
-    let _worker = cluster
+    let worker = cluster
         .worker("k8s-ttl", "w1")
         .env("RUNNER_JOB_TTL_SECONDS", 1)
         .start(&redis)
@@ -874,7 +883,19 @@ async fn logs_outlive_job_ttl() {
     admin.wait_pods_gone(&id, DEADLINE).await;
 
     let expected = host_output("python3", "main.py", PYTHON_FIZZBUZZ);
-    assert_eq!(api.logs_bytes(&id).await, expected);
+    let logs = api.logs_bytes(&id).await;
+    // Zero log reads means the worker ended the run without reading the Pod.
+    let text = metrics::scrape(&worker).await;
+    let log_reads = metrics::sum(
+        &text,
+        "code_runner_kube_requests_total",
+        &[("verb", "get"), ("resource", "pods/log")],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&logs),
+        String::from_utf8_lossy(&expected),
+        "stored logs after the Job's TTL; the worker read pods/log {log_reads} times"
+    );
     assert_eq!(api.run(&id).await["status"], "succeeded");
 }
 

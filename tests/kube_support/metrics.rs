@@ -28,7 +28,8 @@ pub fn sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
                 .all(|(key, value)| sample.labels.iter().any(|(k, v)| k == key && v == value))
         })
         .map(|sample| sample.value)
-        .sum()
+        // `sum` of no f64 values is -0.0, which prints as "-0".
+        .fold(0.0, |total, value| total + value)
 }
 
 /// Checks whether any sample of `name` exists, whatever its value.
