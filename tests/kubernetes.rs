@@ -703,8 +703,8 @@ async fn start_behind_proxy(
     (api, worker)
 }
 
-/// Watches that the fault proxy drops, with new ones refused while the
-/// programs end, cost no run its right end state.
+/// Watches that the fault proxy drops, with new ones refused for the 3 s in
+/// which the programs end, cost no run its right end state.
 #[tokio::test]
 async fn dropped_watches_lose_no_run() {
     let Some(cluster) = cluster() else { return };
