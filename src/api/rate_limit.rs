@@ -31,8 +31,8 @@ pub enum ClientKey {
     /// limiter's map contains no secret.
     Token(usize),
     Address(IpAddr),
-    /// A connection without a known peer address (never the case behind
-    /// `axum::serve` with connect info); all such requests share one bucket.
+    /// A request without a peer address, which happens only when the router
+    /// is served without connect info. All such requests share one bucket.
     Unknown,
 }
 
