@@ -26,6 +26,7 @@ pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,
     /// The request field, query parameter or header that failed validation.
+    #[schema(required)]
     pub field: Option<String>,
 }
 

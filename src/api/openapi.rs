@@ -370,5 +370,13 @@ mod tests {
             .map(String::as_str)
             .collect();
         assert_eq!(documented, fields);
+
+        let required: std::collections::BTreeSet<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|name| name.as_str().unwrap())
+            .collect();
+        assert_eq!(required, fields, "every field of a run is always present");
     }
 }

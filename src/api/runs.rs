@@ -33,7 +33,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 pub struct RunList {
     pub runs: Vec<Run>,
     /// Pass as `cursor` to get the next page; null on the last page.
-    #[schema(pattern = "^[0-9a-z]{26}$")]
+    #[schema(required, pattern = "^[0-9a-z]{26}$")]
     pub next_cursor: Option<String>,
 }
 

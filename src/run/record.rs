@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Language, RunStatus};
 
-/// A run as the API returns it. Code and stdin stay in the store.
+/// A run as the API returns it, with every field present (null when unset).
+/// Code and stdin stay in the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({
     "id": "01jf3m6x2q8v9w0a1b2c3d4e5f", "language": "python", "status": "succeeded",
@@ -28,25 +29,32 @@ pub struct Run {
     /// RFC 3339 in UTC, like every timestamp of the run.
     #[schema(format = DateTime)]
     pub created_at: String,
-    #[schema(format = DateTime)]
+    #[schema(required, format = DateTime)]
     pub dispatched_at: Option<String>,
-    #[schema(format = DateTime)]
+    #[schema(required, format = DateTime)]
     pub started_at: Option<String>,
-    #[schema(format = DateTime)]
+    #[schema(required, format = DateTime)]
     pub finished_at: Option<String>,
     /// Milliseconds from creation to dispatch.
+    #[schema(required)]
     pub queue_wait_ms: Option<i64>,
     /// Milliseconds from the program's start to its end.
+    #[schema(required)]
     pub duration_ms: Option<i64>,
+    #[schema(required)]
     pub exit_code: Option<i32>,
     /// A short machine word when the run did not simply exit 0, such as
     /// `NonZeroExit`, `OOMKilled` or `Cancelled`.
+    #[schema(required)]
     pub reason: Option<String>,
     /// A sentence for people about how the run ended.
+    #[schema(required)]
     pub message: Option<String>,
     /// The node (or, with the local executor, the host) that ran the program.
+    #[schema(required)]
     pub node: Option<String>,
     /// The Kubernetes Job of the run; null with the local executor.
+    #[schema(required)]
     pub job_name: Option<String>,
     /// Whether the stored output was cut at `RUN_MAX_LOG_BYTES`.
     pub logs_truncated: bool,
