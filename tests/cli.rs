@@ -196,6 +196,36 @@ async fn cancel_stops_running_program() {
 }
 
 #[tokio::test]
+async fn missing_token_names_option() {
+    let redis = RedisServer::start().await;
+    let service = service(Mode::Dev, "cli-token")
+        .env("API_TOKENS", "cli-test-token-0123456789")
+        .start(&redis)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let output = client(&service.url(""), &["runs"], dir.path()).await;
+
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(stderr.contains("CODE_RUNNER_TOKEN"), "{stderr}");
+
+    let output = client(
+        &service.url(""),
+        &["runs", "--token", "cli-test-token-0123456789"],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(
+        text(&output.stdout).starts_with("ID "),
+        "{}",
+        describe(&output)
+    );
+}
+
+#[tokio::test]
 async fn unreachable_server_is_named() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("prog.py"), "print(1)\n").unwrap();

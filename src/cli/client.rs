@@ -25,7 +25,7 @@ pub enum CliError {
     Unreachable { url: String, detail: String },
     #[error("the request to {url} failed: {detail}")]
     Request { url: String, detail: String },
-    #[error("the server rejected the request with {status}: {}{}", body.error.message, field_note(body))]
+    #[error("the server rejected the request with {status}: {}{}", body.error.message, hint(*status, body))]
     Api { status: StatusCode, body: ErrorBody },
     #[error("the server answered {status} with a body that is not the API's JSON: {text}")]
     Unexpected { status: StatusCode, text: String },
@@ -35,10 +35,12 @@ pub enum CliError {
     Usage(String),
 }
 
-fn field_note(body: &ErrorBody) -> String {
-    match &body.error.field {
-        Some(field) => format!(" (field: {field})"),
-        None => String::new(),
+/// Names the rejected field, and the option to set when a token is missing.
+fn hint(status: StatusCode, body: &ErrorBody) -> String {
+    match (&body.error.field, status) {
+        (Some(field), _) => format!(" (field: {field})"),
+        (None, StatusCode::UNAUTHORIZED) => "; pass --token or set CODE_RUNNER_TOKEN".into(),
+        (None, _) => String::new(),
     }
 }
 
