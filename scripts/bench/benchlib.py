@@ -68,14 +68,16 @@ class Redis:
 
 
 def stream_events(redis):
-    """Returns every entry of runs:events as (ms, run_id, status)."""
+    """Returns every entry of runs:events as (ms, run_id, status, reason)."""
     events = []
     start = "-"
     while True:
         batch = redis.command("XRANGE", "runs:events", start, "+", "COUNT", 5000)
         for entry_id, fields in batch:
             values = dict(zip(fields[::2], fields[1::2]))
-            events.append((int(entry_id.split("-")[0]), values["run_id"], values["status"]))
+            events.append(
+                (int(entry_id.split("-")[0]), values["run_id"], values["status"], values.get("reason", ""))
+            )
         if len(batch) < 5000:
             return events
         start = "(" + batch[-1][0]
@@ -303,6 +305,56 @@ def kubelet_events(path):
     return found
 
 
+def watch_observer(args):
+    """Watches runner Pods straight at the API server and writes, for each
+    run, when a running and a terminated container state first arrived."""
+    import ssl
+    import urllib.parse
+
+    url = urllib.parse.urlsplit(args.apiserver_url)
+    context = ssl.create_default_context(cafile=args.ca_file)
+    connection = http.client.HTTPSConnection(url.hostname, url.port, context=context, timeout=args.timeout)
+    selector = urllib.parse.quote("runner.example.com/run-id")
+    connection.request(
+        "GET",
+        f"/api/v1/namespaces/{args.namespace}/pods?watch=1&labelSelector={selector}",
+        headers={"Authorization": f"Bearer {args.token}"},
+    )
+    response = connection.getresponse()
+    if response.status != 200:
+        raise SystemExit(f"watching Pods failed: {response.status} {response.read()[:200]!r}")
+    deadline = time.monotonic() + args.timeout
+    seen = set()
+    with open(args.out, "w") as out:
+        while time.monotonic() < deadline:
+            try:
+                line = response.readline()
+            except (TimeoutError, OSError):
+                return
+            if not line:
+                return
+            received_ns = time.time_ns()
+            pod = json.loads(line)["object"]
+            run_id = pod["metadata"].get("labels", {}).get("runner.example.com/run-id")
+            for status in pod.get("status", {}).get("containerStatuses") or []:
+                for state in ("running", "terminated"):
+                    if state in (status.get("state") or {}) and (run_id, state) not in seen:
+                        seen.add((run_id, state))
+                        out.write(json.dumps({"run_id": run_id, "state": state, "ns": received_ns}) + "\n")
+                        out.flush()
+
+
+def observed_states(path):
+    """Reads a watch-observer file into {(run_id, state): ns}."""
+    observed = {}
+    if path:
+        with open(path) as observations:
+            for line in observations:
+                record = json.loads(line)
+                observed[(record["run_id"], record["state"])] = record["ns"]
+    return observed
+
+
 def rate_over(times_ns, low=0.1, high=0.9):
     """Events per second between the LOW and HIGH quantiles of their times."""
     times = sorted(times_ns)
@@ -320,31 +372,56 @@ def watch_report(args):
     redis = Redis(args.redis_port)
     first = {}
     all_writes = []
-    for ms, run_id, status in stream_events(redis):
+    endings = {}
+    for ms, run_id, status, reason in stream_events(redis):
         if run_id not in wanted:
             continue
         if status != "queued":
             all_writes.append(ms * 1_000_000)
         key = "terminal" if status in TERMINAL else status
         first.setdefault((run_id, key), ms * 1_000_000)
+        if status in TERMINAL:
+            endings.setdefault(run_id, f"{status} {reason}".strip())
 
+    observed = observed_states(args.observer)
     running, terminal, missing_running = [], [], 0
+    # Split at the moment an independent watch on the API server saw the change.
+    running_cluster, running_worker, terminal_cluster, terminal_worker = [], [], [], []
     for run_id in wanted:
         seen = kubelet.get(run_id, {})
         if "started" in seen:
             if (run_id, "running") in first:
                 running.append((first[(run_id, "running")] - seen["started"]) / 1e6)
+                if (run_id, "running") in observed:
+                    running_cluster.append((observed[(run_id, "running")] - seen["started"]) / 1e6)
+                    running_worker.append((first[(run_id, "running")] - observed[(run_id, "running")]) / 1e6)
             else:
                 missing_running += 1
-        if "terminated" in seen and (run_id, "terminal") in first:
+        # Only a program that ran to its end gives a final state that
+        # follows the kubelet's "container terminated".
+        ran_to_end = endings.get(run_id, "").split(" ")[0] in ("succeeded", "failed")
+        if "terminated" in seen and (run_id, "terminal") in first and ran_to_end:
             terminal.append((first[(run_id, "terminal")] - seen["terminated"]) / 1e6)
+            if (run_id, "terminated") in observed:
+                terminal_cluster.append((observed[(run_id, "terminated")] - seen["terminated"]) / 1e6)
+                terminal_worker.append((first[(run_id, "terminal")] - observed[(run_id, "terminated")]) / 1e6)
 
     prefix = args.label + " " if args.label else ""
     emit(prefix + "runs", len(wanted))
     emit(prefix + "runs finished in Redis", sum(1 for run_id in wanted if (run_id, "terminal") in first))
+    counts = {}
+    for ending in endings.values():
+        counts[ending] = counts.get(ending, 0) + 1
+    emit(prefix + "final states", ", ".join(f"{ending}: {n}" for ending, n in sorted(counts.items())))
+    emit(prefix + "runs whose container never started", sum(1 for run_id in wanted if "started" not in kubelet.get(run_id, {})))
     emit(prefix + "container started -> running in Redis ms", summary(running))
     emit(prefix + "container terminated -> final state in Redis ms", summary(terminal))
     emit(prefix + "runs whose running state was skipped (already finished when handled)", missing_running)
+    if observed:
+        emit(prefix + "  of which kubelet -> API server watch ms (running)", summary(running_cluster))
+        emit(prefix + "  of which API server watch -> Redis ms (running)", summary(running_worker))
+        emit(prefix + "  of which kubelet -> API server watch ms (final)", summary(terminal_cluster))
+        emit(prefix + "  of which API server watch -> Redis ms (final)", summary(terminal_worker))
     if args.rates:
         bound = [seen["bound"] for run_id, seen in kubelet.items() if run_id in wanted and "bound" in seen]
         finished = [first[(run_id, "terminal")] for run_id in wanted if (run_id, "terminal") in first]
@@ -490,7 +567,17 @@ def main():
     command.add_argument("--runs", required=True, help="run ids, one a line")
     command.add_argument("--label", default="")
     command.add_argument("--rates", action="store_true")
+    command.add_argument("--observer", help="output of watch-observer, to split each latency")
     command.set_defaults(handler=watch_report)
+
+    command = commands.add_parser("watch-observer", help="record when runner Pod states reach a watch")
+    command.add_argument("--apiserver-url", required=True)
+    command.add_argument("--ca-file", required=True)
+    command.add_argument("--token", required=True)
+    command.add_argument("--namespace", default="code-runner-runs")
+    command.add_argument("--timeout", type=float, default=900, help="seconds to watch at most")
+    command.add_argument("--out", required=True)
+    command.set_defaults(handler=watch_observer)
 
     command = commands.add_parser("local-exec", help="submit-to-finished time of one run at a time")
     command.add_argument("--url", required=True)

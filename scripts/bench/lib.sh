@@ -178,6 +178,9 @@ bench_wait_http() {
 # (KUBECONFIG_*, FAULT_PROXY_ADMIN_URL). CLUSTER_NODE_* and
 # CLUSTER_START_DELAY_MILLIS pass through to scripts/local-cluster.sh.
 bench_cluster_up() {
+    # scripts/check-deploy.sh caches a kubectl here when none is on PATH.
+    KUBECTL=$(command -v kubectl || echo "${CODE_RUNNER_CACHE:-$HOME/.cache/code-runner}/kubectl/kubectl")
+    [ -x "$KUBECTL" ] || bench_die "kubectl is missing; put one on PATH or run scripts/check-deploy.sh once, which installs one"
     local dir=$WORK/$1
     export CODE_RUNNER_CLUSTER_DIR=$dir
     local ports
@@ -195,12 +198,12 @@ bench_cluster_up() {
         bench_die "scripts/local-cluster.sh up failed"
     }
     eval "$("$REPO_ROOT/scripts/local-cluster.sh" env)"
-    kubectl --kubeconfig "$KUBECONFIG_ADMIN" apply \
+    "$KUBECTL" --kubeconfig "$KUBECONFIG_ADMIN" apply \
         -f "$REPO_ROOT/deploy/base/namespaces.yaml" -f "$REPO_ROOT/deploy/base/rbac.yaml" >"$WORK/$1-apply.log" 2>&1 ||
         bench_die "applying deploy/base/namespaces.yaml and rbac.yaml failed; see $WORK/$1-apply.log"
     # The namespace's default ServiceAccount appears a moment after the namespace.
     local tries=0
-    until kubectl --kubeconfig "$KUBECONFIG_ADMIN" -n code-runner-runs get serviceaccount default >/dev/null 2>&1; do
+    until "$KUBECTL" --kubeconfig "$KUBECONFIG_ADMIN" -n code-runner-runs get serviceaccount default >/dev/null 2>&1; do
         tries=$((tries + 1))
         [ $tries -lt 60 ] || bench_die "no default ServiceAccount in code-runner-runs after 30 s"
         sleep 0.5
