@@ -510,6 +510,31 @@ def local_exec(args):
     emit("POST /runs to final state in runs:events ms", summary(totals))
 
 
+LOG_LINE = re.compile(r"^(\S+Z)\s+INFO\s.*?(run queued|program started|run finished)")
+RUN_ID = re.compile(r'run_id="?([0-9a-z]{26})')
+
+
+def local_log_report(args):
+    """Splits each local run at the dev process's own log lines: queued ->
+    program started (take, read, dispatched write, directory, spawn) and
+    program started -> run finished (the program, output, final write)."""
+    steps = {}
+    with open(args.log, errors="replace") as log:
+        for raw in log:
+            line = ANSI.sub("", raw)
+            match = LOG_LINE.match(line)
+            run_id = RUN_ID.search(line)
+            if match and run_id:
+                steps.setdefault(run_id.group(1), {})[match.group(2)] = parse_time_ns(match.group(1))
+    to_start, to_end = [], []
+    for times in list(steps.values())[args.skip :]:
+        if len(times) == 3:
+            to_start.append((times["program started"] - times["run queued"]) / 1e6)
+            to_end.append((times["run finished"] - times["program started"]) / 1e6)
+    emit("dev log: run queued -> program started ms", summary(to_start))
+    emit("dev log: program started -> run finished ms", summary(to_end))
+
+
 # ---------------------------------------------------------------------------
 
 
@@ -586,6 +611,11 @@ def main():
     command.add_argument("--warmup", type=int, default=10)
     command.add_argument("--code", default="print(1)")
     command.set_defaults(handler=local_exec)
+
+    command = commands.add_parser("local-log-report", help="split local runs at the dev log's lines")
+    command.add_argument("--log", required=True)
+    command.add_argument("--skip", type=int, default=0, help="leading runs to leave out (warm-up)")
+    command.set_defaults(handler=local_log_report)
 
     args = parser.parse_args()
     args.handler(args)

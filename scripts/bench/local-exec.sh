@@ -48,4 +48,5 @@ bench_result "bare $PYTHON -c 'print(1)' ms (hyperfine)" \
     "$(printf 'median=%.2f mean=%.2f' "$bare_p50" "$bare_mean")"
 bench_result "local executor overhead, median ms (target <= 20)" \
     "$(awk -v a="$dev_p50" -v b="$bare_p50" 'BEGIN { printf "%.2f", a - b }')"
+"${BENCH_PY[@]}" local-log-report --log "$WORK/dev.log" --skip 10 | tee -a "$BENCH_REPORT"
 bench_result "dev RSS KiB after the runs" "$(bench_rss_kib "$DEV_PID")"
