@@ -281,10 +281,11 @@ pub async fn events(
             let mut current = Some(first);
             loop {
                 if let Some(run) = current.take() {
-                    let changed = last_sent
-                        .as_ref()
-                        .is_none_or(|last| last.status != run.status || last != &run);
-                    if changed {
+                    let newer = last_sent.as_ref().is_none_or(|last| {
+                        run.status.rank() > last.status.rank()
+                            || (run.status.is_terminal() && last.status != run.status)
+                    });
+                    if newer {
                         let event = Event::default()
                             .event("status")
                             .json_data(&run)
@@ -292,26 +293,59 @@ pub async fn events(
                         if sender.send(Ok(event)).await.is_err() {
                             return;
                         }
-                    }
-                    let finished = run.status.is_terminal();
-                    last_sent = Some(run);
-                    if finished {
-                        return;
+                        last_sent = Some(run);
                     }
                 }
-                wait_for_change(&mut events, &id, Duration::from_secs(5)).await;
-                match state.store.get(&id).await {
-                    Ok(Some(run)) => current = Some(run),
+                if last_sent
+                    .as_ref()
+                    .is_some_and(|run| run.status.is_terminal())
+                {
+                    return;
+                }
+
+                let event = next_event(&mut events, &id, Duration::from_secs(5)).await;
+                let mut run = match state.store.get(&id).await {
+                    Ok(Some(run)) => run,
                     Ok(None) => return,
                     Err(error) => {
                         debug!(run_id = %id, %error, "ending an event stream: the store failed");
                         return;
                     }
+                };
+                // Each stored transition becomes one event, even when the run
+                // has moved on by the time it is read.
+                if let Some(event) = event.filter(|event| !event.status.is_terminal()) {
+                    run.status = event.status;
+                    run.reason = event.reason;
                 }
+                current = Some(run);
             }
         },
     );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Waits for the next event of run `id`; `None` after `limit`, or when events
+/// were missed, so that the caller reads the run's state instead.
+async fn next_event(
+    events: &mut tokio::sync::broadcast::Receiver<crate::events::RunEvent>,
+    id: &str,
+    limit: Duration,
+) -> Option<crate::events::RunEvent> {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(event) if event.run_id == id => return Some(event),
+                Ok(_) => continue,
+                Err(RecvError::Lagged(_)) => return None,
+                Err(RecvError::Closed) => {
+                    tokio::time::sleep(limit).await;
+                    return None;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(limit, wait).await.ok().flatten()
 }
 
 /// Turns a producer task into a stream, ending when the task returns.

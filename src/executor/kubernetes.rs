@@ -106,6 +106,40 @@ impl KubernetesExecutor {
         }
     }
 
+    /// Creates the Job and then its ConfigMap, or finds them from an earlier
+    /// attempt. The Pod waits in ContainerCreating until the ConfigMap exists.
+    async fn create_objects(&self, run: &RunSpec) -> Result<(), DispatchError> {
+        let job_uid = self.create_job(run).await?;
+
+        // Cancelled while the Job was being created: the API found nothing to delete.
+        let current = self
+            .store
+            .get(&run.id)
+            .await
+            .ok()
+            .flatten()
+            .map(|run| run.status);
+        if current == Some(RunStatus::Cancelled) {
+            info!(run_id = %run.id, "run was cancelled during dispatch; deleting its Job");
+            if let Err(error) = self.delete_job(&run.id).await {
+                warn!(run_id = %run.id, %error, "deleting the Job of a cancelled run failed; its deadline ends it");
+            }
+            return Ok(());
+        }
+
+        match self.create_config_map(run, &job_uid).await {
+            Ok(()) => Ok(()),
+            Err(DispatchError::Permanent(message)) => {
+                // Without its source the Pod can never start: remove the Job now.
+                if let Err(error) = self.delete_job(&run.id).await {
+                    warn!(run_id = %run.id, %error, "deleting the Job after a rejected ConfigMap failed");
+                }
+                Err(DispatchError::Permanent(message))
+            }
+            Err(retryable) => Err(retryable),
+        }
+    }
+
     /// Deletes a run's Job; its Pod and ConfigMap go with it.
     pub async fn delete_job(&self, run_id: &str) -> Result<(), kube::Error> {
         delete_job(&self.jobs, run_id).await
@@ -135,13 +169,14 @@ impl Executor for KubernetesExecutor {
         "kubernetes"
     }
 
+    fn runs_outlive_worker(&self) -> bool {
+        true
+    }
+
     #[instrument(skip_all, fields(run_id = %run.id, worker = %self.worker_id, job = %object_name(&run.id)))]
     async fn dispatch(&self, run: RunSpec) -> Result<Dispatched, DispatchError> {
-        // The Job first, so that the ConfigMap can name it as its owner. Its Pod
-        // waits in ContainerCreating until the ConfigMap exists, so recording
-        // `dispatched` in between keeps the watcher's later states behind it.
-        let job_uid = self.create_job(&run).await?;
-
+        // `dispatched` comes first, so that the watcher's `pending` for the new
+        // Pod can never arrive before it. A retried dispatch finds it recorded.
         let fields = RunFields {
             dispatched_at: Some(format_timestamp(Utc::now())),
             worker: Some(self.worker_id.clone()),
@@ -158,25 +193,12 @@ impl Executor for KubernetesExecutor {
             )
             .await
             .map_err(|error| DispatchError::Retryable(error.to_string()))?;
-        if transition.previous == Some(RunStatus::Cancelled) {
-            info!("run was cancelled during dispatch; deleting its Job");
-            if let Err(error) = self.delete_job(&run.id).await {
-                warn!(%error, "deleting the Job of a cancelled run failed; its deadline ends it");
-            }
+        if transition.previous.is_some_and(RunStatus::is_terminal) {
+            info!(current = ?transition.previous, "run finished before dispatch; creating nothing");
             return Ok(Dispatched { completion: None });
         }
 
-        match self.create_config_map(&run, &job_uid).await {
-            Ok(()) => {}
-            Err(DispatchError::Permanent(message)) => {
-                // Without its source the Pod can never start: remove the Job now.
-                if let Err(error) = self.delete_job(&run.id).await {
-                    warn!(%error, "deleting the Job after a rejected ConfigMap failed");
-                }
-                return Err(DispatchError::Permanent(message));
-            }
-            Err(retryable) => return Err(retryable),
-        }
+        self.create_objects(&run).await?;
         if transition.applied {
             info!("job created");
         }
@@ -184,23 +206,25 @@ impl Executor for KubernetesExecutor {
     }
 
     async fn recover(&self, run: RunSpec) -> Result<(), DispatchError> {
-        // Past `queued` means the Job exists; the ConfigMap may not, when the
-        // worker stopped between the two creates.
+        // A run still `dispatched` may lack its Job or ConfigMap when the worker
+        // stopped halfway. A Job can only have run and been deleted by its TTL
+        // after at least that TTL, so an older run is left to reconciliation
+        // rather than started a second time.
         if run.status != RunStatus::Dispatched {
             debug!(run_id = %run.id, status = %run.status, "run was dispatched by an earlier worker");
             return Ok(());
         }
-        let found = self.jobs.get_opt(&object_name(&run.id)).await;
-        metrics::record_kube_request("get", "jobs", outcome(&found));
-        match found.map_err(|error| classify(&error))? {
-            Some(job) => {
-                let uid = job.metadata.uid.unwrap_or_default();
-                self.create_config_map(&run, &uid).await?;
-                info!(run_id = %run.id, "completed the dispatch of an earlier worker");
-            }
-            // Reconciliation settles a dispatched run whose Job is gone.
-            None => debug!(run_id = %run.id, "the Job of a recovered run does not exist"),
+        let age = run
+            .dispatched_at
+            .as_deref()
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .map(|at| Utc::now().signed_duration_since(at).num_seconds());
+        if age.is_none_or(|age| age >= i64::from(self.settings.job_ttl_seconds)) {
+            debug!(run_id = %run.id, ?age, "not recreating the objects of an old dispatch");
+            return Ok(());
         }
+        self.create_objects(&run).await?;
+        info!(run_id = %run.id, "completed the dispatch of an earlier worker");
         Ok(())
     }
 

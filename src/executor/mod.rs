@@ -37,6 +37,12 @@ pub trait Executor: Send + Sync + 'static {
     /// Short name stored with each run (`executor` field).
     fn name(&self) -> &'static str;
 
+    /// Whether a run keeps going after its worker dies (Kubernetes Jobs do). When
+    /// it does not, other workers settle the dead worker's active runs.
+    fn runs_outlive_worker(&self) -> bool {
+        false
+    }
+
     /// Starts a queued run.
     async fn dispatch(&self, run: RunSpec) -> Result<Dispatched, DispatchError>;
 

@@ -8,7 +8,7 @@ use crate::run::{RunFields, RunStatus};
 
 /// Waiting reasons of a container that will never start: the run fails at
 /// once instead of waiting for the deadline.
-const FATAL_WAITING_REASONS: [&str; 5] = [
+pub const FATAL_WAITING_REASONS: [&str; 5] = [
     "ErrImagePull",
     "ImagePullBackOff",
     "InvalidImageName",
@@ -50,12 +50,13 @@ pub fn observe(job: Option<&Job>, pod: Option<&Pod>) -> Option<Observation> {
     match (from_pod, from_job) {
         // The Pod's own end carries the exit code and times, so it wins.
         (Some(pod), _) if pod.status.is_terminal() => Some(pod),
-        (pod, Some(mut job)) if job.status.is_terminal() => {
-            // A Job that hit its deadline while the program never started keeps
-            // the pending reason, which the store already holds.
+        // A Job deadline ends the run whatever its Pod last showed, because the
+        // Job controller kills the Pod.
+        (pod, Some(mut job)) if job.status == RunStatus::TimedOut => {
             if let Some(pod) = pod {
                 job.fields.node = pod.fields.node.or(job.fields.node);
-                if job.status == RunStatus::TimedOut && pod.status != RunStatus::Running {
+                if pod.status != RunStatus::Running {
+                    // The program never started: keep the pending reason the store holds.
                     job.fields.reason = pod.fields.reason.or(job.fields.reason);
                     job.fields.message =
                         Some("the program never started before the Job's deadline".into());
@@ -64,7 +65,11 @@ pub fn observe(job: Option<&Job>, pod: Option<&Pod>) -> Option<Observation> {
             }
             Some(job)
         }
+        // Any other end of the Job follows its Pod's end. A Pod not yet seen as
+        // ended means a lagging watch: its end, with the exit code, comes next.
         (Some(pod), _) => Some(pod),
+        // With no Pod left, the Job is all there is.
+        (None, Some(job)) if job.status.is_terminal() => Some(job),
         (None, _) => None,
     }
 }

@@ -372,6 +372,33 @@ fn cases() -> Vec<Case> {
             exit_code: Some(1),
         },
         Case {
+            name: "job complete before the pod watch saw the end",
+            job: Some(job(json!([
+                {"type": "Complete", "status": "True", "lastTransitionTime": "2026-12-04T10:00:04Z"}
+            ]))),
+            pod: Some(pod(
+                "Running",
+                json!({"containerStatuses": running("2026-12-04T10:00:02Z")}),
+            )),
+            status: Some(RunStatus::Running),
+            reason: None,
+            exit_code: None,
+        },
+        Case {
+            name: "job failed before the pod watch saw the end",
+            job: Some(job(json!([
+                {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                 "message": "Job has reached the specified backoff limit", "lastTransitionTime": "2026-12-04T10:00:03Z"}
+            ]))),
+            pod: Some(pod(
+                "Running",
+                json!({"containerStatuses": running("2026-12-04T10:00:02Z")}),
+            )),
+            status: Some(RunStatus::Running),
+            reason: None,
+            exit_code: None,
+        },
+        Case {
             name: "active job without conditions says nothing",
             job: Some(job(json!([]))),
             pod: None,

@@ -43,6 +43,19 @@ pub struct Watcher {
 }
 
 impl Watcher {
+    /// Finds the name of a run's Pod through the API, for when the cache has none.
+    async fn find_pod(&self, run_id: &str) -> Option<String> {
+        let params = kube::api::ListParams::default().labels(&format!("{LABEL_RUN_ID}={run_id}"));
+        let listed = self.pods.list(&params).await;
+        metrics::record_kube_request(
+            "list",
+            "pods",
+            crate::executor::kubernetes::outcome(&listed),
+        );
+        let pods = listed.ok()?.items.into_iter().map(Arc::new).collect();
+        latest_pod(pods).and_then(|pod| pod.metadata.name.clone())
+    }
+
     pub fn new(
         client: kube::Client,
         namespace: &str,
@@ -130,6 +143,12 @@ impl Watcher {
                 continue;
             };
 
+            // A Pod event carries the newest state of that Pod, even when it
+            // was just deleted and so is gone from the cache.
+            let event_pod = match object {
+                RunnerObject::Pod(pod) => Some(*pod),
+                RunnerObject::Job(_) => None,
+            };
             let permit = Arc::clone(&limit)
                 .acquire_owned()
                 .await
@@ -137,7 +156,9 @@ impl Watcher {
             let watcher = Arc::clone(&self);
             let stores = Arc::clone(&stores);
             tokio::spawn(async move {
-                watcher.handle(&run_id, &stores.0, &stores.1).await;
+                watcher
+                    .handle(&run_id, event_pod, &stores.0, &stores.1)
+                    .await;
                 drop(permit);
             });
         }
@@ -145,9 +166,18 @@ impl Watcher {
     }
 
     /// Maps the run's current Job and Pod and records the result.
-    async fn handle(&self, run_id: &str, jobs: &Store<Job>, pods: &Store<Pod>) {
+    async fn handle(
+        &self,
+        run_id: &str,
+        event_pod: Option<Pod>,
+        jobs: &Store<Job>,
+        pods: &Store<Pod>,
+    ) {
         let job = jobs.get(&ObjectRef::new(&object_name(run_id)).within(&self.namespace));
-        let pod = latest_pod(pods.state_filter(|pod| has_run_id(&pod.metadata.labels, run_id)));
+        let pod = match event_pod {
+            Some(pod) => Some(Arc::new(pod)),
+            None => latest_pod(pods.state_filter(|pod| has_run_id(&pod.metadata.labels, run_id))),
+        };
         if let Some(observation) = mapping::observe(job.as_deref(), pod.as_deref()) {
             self.apply(run_id, pod.as_deref(), observation).await;
         }
@@ -208,9 +238,10 @@ impl Watcher {
             return;
         }
 
-        let (logs, truncated) = match pod {
-            Some(pod) => self.final_logs(run_id, pod).await,
-            None => (String::new(), false),
+        let (logs, truncated) = if never_started(&observation) {
+            (String::new(), false)
+        } else {
+            self.final_logs(run_id, pod).await
         };
         let mut fields = observation.fields;
         fields.logs_truncated = Some(truncated);
@@ -238,20 +269,17 @@ impl Watcher {
         }
     }
 
-    async fn final_logs(&self, run_id: &str, pod: &Pod) -> (String, bool) {
-        let Some(name) = pod.metadata.name.as_deref() else {
-            return (String::new(), false);
+    /// Reads a finished run's output. The cached Pod may lag behind the Job,
+    /// so its last known state does not decide whether to read.
+    async fn final_logs(&self, run_id: &str, pod: Option<&Pod>) -> (String, bool) {
+        let name = match pod.and_then(|pod| pod.metadata.name.clone()) {
+            Some(name) => name,
+            None => match self.find_pod(run_id).await {
+                Some(name) => name,
+                None => return (String::new(), false),
+            },
         };
-        let started = pod
-            .status
-            .as_ref()
-            .and_then(|status| status.container_statuses.as_ref())
-            .and_then(|statuses| statuses.first())
-            .and_then(|status| status.state.as_ref())
-            .is_some_and(|state| state.running.is_some() || state.terminated.is_some());
-        if !started {
-            return (String::new(), false);
-        }
+        let name = name.as_str();
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=LOG_ATTEMPTS {
             match crate::k8s::logs::read(&self.pods, name, self.max_log_bytes).await {
@@ -279,6 +307,17 @@ fn lift<K>(event: Event<K>, wrap: fn(Box<K>) -> RunnerObject) -> Event<RunnerObj
         Event::Init => Event::Init,
         Event::InitDone => Event::InitDone,
     }
+}
+
+/// Tells whether an end state means the program never ran, so it has no output.
+fn never_started(observation: &Observation) -> bool {
+    let reason = observation.fields.reason.as_deref().unwrap_or_default();
+    mapping::FATAL_WAITING_REASONS.contains(&reason)
+        || observation
+            .fields
+            .message
+            .as_deref()
+            .is_some_and(|message| message.contains("never started"))
 }
 
 /// A watched Job or Pod.

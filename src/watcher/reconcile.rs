@@ -17,8 +17,9 @@ use crate::run::{format_timestamp, RunFields, RunStatus};
 use crate::store::RunSpec;
 
 const INTERVAL: Duration = Duration::from_secs(30);
-/// Time after dispatch during which a missing Job may still be in creation.
-const CREATION_GRACE: Duration = Duration::from_secs(30);
+/// Time after dispatch during which a missing Job may still be in creation:
+/// longer than a worker retries a failing create.
+const CREATION_GRACE: Duration = Duration::from_secs(180);
 /// Time past the Job's deadline after which the run is settled without the cluster's word.
 const DEADLINE_GRACE: Duration = Duration::from_secs(60);
 

@@ -47,6 +47,10 @@ pub(super) async fn recovery(worker: Arc<Worker>, stop: CancellationToken) {
 /// Settles active runs of this executor kind whose worker is gone, for
 /// executors whose programs die with their worker.
 async fn settle_orphaned_runs(worker: &Worker) -> Result<(), crate::store::StoreError> {
+    if worker.executor.runs_outlive_worker() {
+        // The watcher and its reconciliation follow those runs instead.
+        return Ok(());
+    }
     for run_id in worker.store.active_ids().await? {
         let Some(spec) = worker.store.spec(&run_id).await? else {
             continue;
