@@ -32,6 +32,9 @@ export CODE_RUNNER_REQUIRE_CLUSTER=1
 stage "cargo test (unit, black-box and Kubernetes tests)"
 cargo test --workspace --locked --no-fail-fast
 
+stage "API fuzzing from /openapi.json (Schemathesis)"
+scripts/fuzz-api.sh
+
 stage "dashboard queries against real /metrics output"
 scripts/check-dashboard-live.sh
 
