@@ -9,11 +9,11 @@
 #
 # Usage: scripts/bench/memory.sh
 #   BENCH_RUNS            runs in flight (default 1000)
-#   BENCH_START_DELAY_MS  container start delay (default 150000)
+#   BENCH_START_DELAY_MS  container start delay (default 300000)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RUNS=${BENCH_RUNS:-1000}
-START_DELAY_MS=${BENCH_START_DELAY_MS:-150000}
+START_DELAY_MS=${BENCH_START_DELAY_MS:-300000}
 
 bench_init memory
 bench_binary
