@@ -8,8 +8,9 @@
 #   BENCH_SKIP_BUILD=1 uses target/release/code-runner as it is; the other
 #   BENCH_* settings of the scripts pass through.
 #   NAME is one of submit, dispatch, watch, local-exec, memory, scaling
-#   (default: all of them, in that order) or profile-submit, the
-#   instruction profile of POST /runs. Each one's report is in
+#   (default: all of them, in that order), or profile-submit (the
+#   instruction profile of POST /runs) or proxy-overhead (what the fault
+#   proxy adds to a dispatch). Each one's report is in
 #   target/bench/NAME/report.txt; this script's output is also saved as
 #   target/bench/all.txt.
 set -uo pipefail
@@ -22,7 +23,7 @@ NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(submit dispatch watch local-exec memory scaling)
 
 # Upper bound of each benchmark's wall time, in seconds.
-declare -A LIMIT=([submit]=300 [dispatch]=600 [watch]=1200 [local-exec]=300 [memory]=600 [scaling]=1200 [profile-submit]=600)
+declare -A LIMIT=([submit]=300 [dispatch]=600 [watch]=1200 [local-exec]=300 [memory]=600 [scaling]=1200 [profile-submit]=600 [proxy-overhead]=600)
 
 machine() {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"

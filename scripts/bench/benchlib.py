@@ -244,6 +244,13 @@ def dispatch_report(args):
     emit("201 to Job create ms", summary(latencies))
     emit("POST sent to Job create ms", summary(from_send))
     emit("Job create before the 201 arrived", sum(1 for value in latencies if value < 0))
+    if args.configmap_arrivals:
+        # The worker sends the ConfigMap create after the Job create's
+        # response and the `dispatched` write, so the gap covers both.
+        with open(args.configmap_arrivals) as arrivals:
+            configmaps = sorted(json.load(arrivals)["arrivals_unix_nanos"])
+        gaps = [(configmap - job) / 1e6 for job, configmap in zip(arrived, configmaps)]
+        emit("Job create -> ConfigMap create arrival ms", summary(gaps))
 
 
 def wait_arrivals(args):
@@ -571,6 +578,7 @@ def main():
     command = commands.add_parser("dispatch-report", help="pair 201 times with Job create arrivals")
     command.add_argument("--submissions", required=True)
     command.add_argument("--arrivals", required=True)
+    command.add_argument("--configmap-arrivals", help="a recording of the ConfigMap creates")
     command.set_defaults(handler=dispatch_report)
 
     command = commands.add_parser("wait-finished", help="wait until the runs in RUNS have a final state")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Dispatch latency: from the 201 of POST /runs, taken by the client with a
 # nanosecond clock, to the arrival of the run's Job create request at the
-# fault proxy in front of the local test cluster's API server, with one idle
-# worker. Runs are submitted one by one at a modest rate, so each dispatch
+# fault proxy in front of the local test cluster's API server. One idle
+# worker dispatches. Runs are submitted one by one at a modest rate, so each dispatch
 # ends before the next submission and the creates pair with the runs in order.
 #
 # Usage: scripts/bench/dispatch.sh
@@ -27,15 +27,18 @@ bench_log "warm-up: 20 runs"
 sleep 2
 
 bench_proxy POST /recordings '{"name":"job-creates","method":"POST","path_contains":"/jobs"}' >/dev/null
+bench_proxy POST /recordings '{"name":"configmap-creates","method":"POST","path_contains":"/configmaps"}' >/dev/null
 bench_log "submitting $RUNS runs at $RATE per second"
 "${BENCH_PY[@]}" submit-sequential --url "$API_URL" --count "$RUNS" --rate "$RATE" \
     --out "$BENCH_RESULTS/submissions.jsonl" | tee -a "$BENCH_REPORT"
 "${BENCH_PY[@]}" wait-arrivals --admin-url "$FAULT_PROXY_ADMIN_URL" --name job-creates \
     --count "$RUNS" --timeout 60 --out "$BENCH_RESULTS/arrivals.json"
+"${BENCH_PY[@]}" wait-arrivals --admin-url "$FAULT_PROXY_ADMIN_URL" --name configmap-creates \
+    --count "$RUNS" --timeout 60 --out "$BENCH_RESULTS/configmap-arrivals.json"
 
 {
     echo "worker: 1 process, WORKER_CONCURRENCY 4 (default), Job creates through the fault proxy"
     "${BENCH_PY[@]}" dispatch-report --submissions "$BENCH_RESULTS/submissions.jsonl" \
-        --arrivals "$BENCH_RESULTS/arrivals.json"
+        --arrivals "$BENCH_RESULTS/arrivals.json" --configmap-arrivals "$BENCH_RESULTS/configmap-arrivals.json"
     echo "worker RSS KiB after the runs: $(bench_rss_kib "$WORKER_PID")"
 } | tee -a "$BENCH_REPORT"

@@ -235,6 +235,21 @@ bench_cpu_seconds() {
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
+# Prints the machine's total and idle CPU time so far, in clock ticks.
+bench_cpu_ticks() {
+    awk '/^cpu / { idle = $5 + $6; total = 0; for (i = 2; i <= NF; i++) total += $i; print total, idle }' /proc/stat
+}
+
+# Prints the share of the machine's CPU time that was busy between two
+# bench_cpu_ticks readings, as a percentage.
+bench_cpu_busy() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        split(a, before, " "); split(b, after, " ")
+        total = after[1] - before[1]; idle = after[2] - before[2]
+        if (total > 0) printf "%.0f%%", 100 * (total - idle) / total; else print "n/a"
+    }'
+}
+
 # Prints the peak resident set size of a pid in KiB (VmHWM).
 bench_peak_rss_kib() {
     awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0

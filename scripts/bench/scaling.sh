@@ -44,13 +44,27 @@ for workers in $WORKER_COUNTS; do
     bench_proxy POST /recordings '{"name":"job-creates","method":"POST","path_contains":"/jobs"}' >/dev/null
 
     health_urls=()
+    worker_pids=()
     for index in $(seq 1 "$workers"); do
         bench_spawn_worker "bench-worker-$index"
         health_urls+=("$WORKER_HEALTH_URL")
+        worker_pids+=("$BENCH_LAST_PID")
     done
     for url in "${health_urls[@]}"; do bench_wait_http "$url" 30; done
+    ticks_before=$(bench_cpu_ticks)
+    # CPU seconds of each process of the round, to see where the CPU went.
+    declare -A round_pids=([redis-server]=$REDIS_PID)
+    for index in "${!worker_pids[@]}"; do round_pids[worker-$((index + 1))]=${worker_pids[$index]}; done
+    for file in "$CODE_RUNNER_CLUSTER_DIR"/pids/*.pid; do round_pids[$(basename "$file" .pid)]=$(cat "$file"); done
+    declare -A cpu_before=()
+    for name in "${!round_pids[@]}"; do cpu_before[$name]=$(bench_cpu_seconds "${round_pids[$name]}"); done
     "${BENCH_PY[@]}" wait-arrivals --admin-url "$FAULT_PROXY_ADMIN_URL" --name job-creates \
         --count "$RUNS" --timeout 300 --out "$BENCH_RESULTS/arrivals-w$workers.json"
+    busy=$(bench_cpu_busy "$ticks_before" "$(bench_cpu_ticks)")
+    cpu_split=$(for name in "${!round_pids[@]}"; do
+        printf '%s %s\n' "$(awk -v a="${cpu_before[$name]}" -v b="$(bench_cpu_seconds "${round_pids[$name]}")" \
+            'BEGIN { printf "%.1f", b - a }')" "$name"
+    done | sort -rn | awk '{ printf "%s%s %s s", (NR > 1 ? ", " : ""), $2, $1 }')
     for index in "${!health_urls[@]}"; do
         curl -s "${health_urls[$index]%/health}/metrics" >"$BENCH_RESULTS/metrics-w$workers-$((index + 1)).txt"
     done
@@ -59,10 +73,26 @@ for workers in $WORKER_COUNTS; do
     mean_dispatch=$(cat "$BENCH_RESULTS"/metrics-w"$workers"-*.txt |
         awk '/^code_runner_dispatch_seconds_sum/ { sum += $2 } /^code_runner_dispatch_seconds_count/ { count += $2 }
              END { if (count) printf "%.1f", 1000 * sum / count; else print "n/a" }')
+    # The API server's own mean time per create in this round's fresh cluster.
+    curl -s --cacert "$KUBE_CA_FILE" -H "Authorization: Bearer $KUBE_ADMIN_TOKEN" \
+        "$KUBE_APISERVER_URL/metrics" >"$BENCH_RESULTS/apiserver-metrics-w$workers.txt"
+    apiserver_create_ms() {
+        awk -v resource="$1" '
+            $0 ~ "^apiserver_request_duration_seconds_(sum|count)\\{" && $0 ~ "resource=\"" resource "\"" &&
+            $0 ~ "verb=\"POST\"" && $0 ~ "subresource=\"\"" {
+                if ($0 ~ /_sum\{/) sum += $NF; else count += $NF
+            }
+            END { if (count) printf "%.1f", 1000 * sum / count; else print "n/a" }' \
+            "$BENCH_RESULTS/apiserver-metrics-w$workers.txt"
+    }
     first_to_last=$(jq '.arrivals_unix_nanos | sort | (.[-1] - .[0]) / 1e9 * 100 | round / 100' \
         "$BENCH_RESULTS/arrivals-w$workers.json")
     bench_result "$workers worker(s): Job creates per s (10%-90% window)" \
         "$(rate_between "$BENCH_RESULTS/arrivals-w$workers.json") ($RUNS runs, first to last create ${first_to_last} s, mean dispatch ${mean_dispatch} ms with $((workers * 4)) consumers)"
+    bench_result "$workers worker(s): API server mean time per create, ms" \
+        "Job $(apiserver_create_ms jobs), ConfigMap $(apiserver_create_ms configmaps)"
+    bench_result "$workers worker(s): machine CPU busy while the workers dispatched" "$busy"
+    bench_result "$workers worker(s): CPU seconds by process meanwhile" "$cpu_split"
 
     # Stops this round's processes before the next round starts.
     for ((index = ${#BENCH_PIDS[@]} - 1; index >= 0; index--)); do
