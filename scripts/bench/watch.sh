@@ -86,6 +86,20 @@ fi
 worker_cpu=$(awk -v a="$worker_cpu_before" -v b="$(bench_cpu_seconds "$WORKER_PID")" 'BEGIN { printf "%.2f", b - a }')
 # The api wrote the burst's queued entries, and the worker wrote the rest.
 writes=$(($(redis-cli -p "$REDIS_PORT" XLEN runs:events) - entries_before - BURST_RUNS))
+# Requests the API server served during the whole run, to compare with
+# the controller manager's default client limit (20 per second in v1.20):
+# the Job controller creates each Pod and an event for it, and updates the
+# Job's status.
+curl -s --cacert "$KUBE_CA_FILE" -H "Authorization: Bearer $KUBE_ADMIN_TOKEN" \
+    "$KUBE_APISERVER_URL/metrics" >"$BENCH_RESULTS/apiserver-metrics.txt"
+requests_of() {
+    awk -v verb="$1" -v resource="$2" -v subresource="$3" '
+        /^apiserver_request_total\{/ && $0 ~ "verb=\"" verb "\"" && $0 ~ "resource=\"" resource "\"" &&
+        $0 ~ "subresource=\"" subresource "\"" { total += $NF }
+        END { printf "%d", total }' "$BENCH_RESULTS/apiserver-metrics.txt"
+}
+bench_result "API server requests over the whole run" \
+    "POST pods $(requests_of POST pods ''), POST events $(requests_of POST events ''), PUT jobs/status $(requests_of PUT jobs status), PATCH pods/status $(requests_of PATCH pods status)"
 bench_result "burst wall time from the first POST to the last final state, s" \
     "$(awk -v a="$burst_started" -v b="$burst_ended" 'BEGIN { printf "%.1f", b - a }')"
 "${BENCH_PY[@]}" watch-report --redis-port "$REDIS_PORT" --kubelet-log "$KUBELET_LOG" \
