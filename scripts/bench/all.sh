@@ -28,7 +28,11 @@ declare -A LIMIT=([submit]=300 [dispatch]=600 [watch]=1200 [local-exec]=300 [mem
 machine() {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "commit: $(git -C "$REPO_ROOT" rev-parse --short HEAD)$(git -C "$REPO_ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ' (src/ has uncommitted changes)')"
-    echo "cpus: $(nproc), $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+    echo "cpus: $(nproc), $(lscpu | sed -n 's/^Model name: *//p' | head -1)," \
+        "family $(awk -F': ' '/^cpu family/ { print $2; exit }' /proc/cpuinfo)" \
+        "model $(awk -F': ' '/^model\t/ { print $2; exit }' /proc/cpuinfo)," \
+        "$(awk -F': ' '/^cpu MHz/ { printf "%.0f MHz", $2; exit }' /proc/cpuinfo)," \
+        "hypervisor $(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -1)"
     echo "memory: $(free -h | awk '/^Mem:/ { print $2 }')"
     echo "kernel: $(uname -r)"
     echo "tools: $(redis-server --version | awk '{ print $3 }'), $(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }'), $(hyperfine --version), $(rustc --version)"
