@@ -24,6 +24,8 @@ ensure_runtime() {
   command -v redis-cli >/dev/null || packages+=(redis-tools)
   command -v python3 >/dev/null || packages+=(python3)
   command -v node >/dev/null || packages+=(nodejs)
+  # Crates with C parts (ring) need a C compiler and the C library headers.
+  command -v cc >/dev/null || packages+=(gcc libc6-dev)
   [ ${#packages[@]} -eq 0 ] || ensure_packages "${packages[@]}"
   if ! command -v cargo >/dev/null; then
     echo "error: cargo (Rust 1.88 or newer) is required; install it with rustup and run this again" >&2
@@ -31,9 +33,17 @@ ensure_runtime() {
   fi
 }
 
-# Starts a Redis server on 127.0.0.1:6379 unless one answers there. It keeps
-# an append-only file, so queued runs survive a restart of Redis.
+# Starts a Redis server on 127.0.0.1:6379 unless one answers there, or unless
+# REDIS_URL names another server, which is then the operator's to run. It
+# keeps an append-only file, so queued runs survive a restart of Redis.
 ensure_redis() {
+  case "${REDIS_URL:-redis://127.0.0.1:6379}" in
+    redis://127.0.0.1:6379 | redis://127.0.0.1:6379/ | redis://localhost:6379 | redis://localhost:6379/) ;;
+    *)
+      echo "==> using the Redis server at REDIS_URL; not starting one"
+      return 0
+      ;;
+  esac
   if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     return 0
   fi

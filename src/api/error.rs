@@ -149,6 +149,15 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
+            StoreError::Unavailable(source) if source.is_timeout() => {
+                warn!(error = %source, "redis did not answer in time");
+                // The command may still have run, so a retried POST needs the same key.
+                ApiError::Unavailable(
+                    "the run store (Redis) did not answer in time, so the request may have taken effect; \
+                     retry shortly, with the same Idempotency-Key for POST /runs"
+                        .into(),
+                )
+            }
             StoreError::Unavailable(source) => {
                 warn!(error = %source, "redis unavailable");
                 ApiError::Unavailable("the run store (Redis) is unavailable; retry shortly".into())

@@ -70,7 +70,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         });
     }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    let value = serde_path_to_error::deserialize(&mut *deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         let detail = inner.to_string();
@@ -97,7 +97,15 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             },
         };
         ApiError::InvalidRequest { message, field }
-    })
+    })?;
+    // Anything after the object, such as a second value, makes the body invalid.
+    deserializer
+        .end()
+        .map_err(|error| ApiError::InvalidRequest {
+            message: format!("the request body is not valid JSON: {error}"),
+            field: None,
+        })?;
+    Ok(value)
 }
 
 /// Finds the field named in serde's "missing field `x`" and "unknown field `x`" messages.
@@ -136,6 +144,11 @@ mod tests {
         );
         assert_eq!(field_of(r#"{"language":"#), None);
         assert_eq!(field_of(r#"["python", "print(1)"]"#), None);
+        assert_eq!(
+            field_of(r#"{"language":"python","code":"x"} trailing"#),
+            None
+        );
+        assert_eq!(field_of(r#"{"language":"python","code":"x"}{}"#), None);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use futures::{AsyncReadExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::LogParams;
 use tokio::sync::broadcast::error::RecvError;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::error::ApiError;
 use super::openapi::{BadRequest, NotFound, TooManyRequests, Unauthorized, Unavailable};
@@ -27,6 +27,8 @@ use crate::run::Run;
 /// Longest wait between two log reads while following, in case a
 /// notification was missed.
 const FOLLOW_RECHECK: Duration = Duration::from_millis(250);
+/// Store failures in a row (about 30 s of retries) after which a follow ends.
+const FOLLOW_MAX_FAILURES: u32 = 120;
 
 /// Returns the program's output, or streams it until the run ends.
 #[utoipa::path(
@@ -130,7 +132,7 @@ fn follow_pod_logs(
     state: AppState,
     cluster: Arc<ApiCluster>,
     id: String,
-) -> impl Stream<Item = Result<Bytes, Infallible>> {
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
     async_stream(move |sender| async move {
         let mut events = state.events.subscribe();
         let mut capture = OutputCapture::new(state.config.run_max_log_bytes);
@@ -188,30 +190,44 @@ fn follow_pod_logs(
 }
 
 /// Streams the run's output as it is stored, until the run ends.
-fn follow_logs(state: AppState, id: String) -> impl Stream<Item = Result<Bytes, Infallible>> {
+fn follow_logs(state: AppState, id: String) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
     async_stream(move |sender| async move {
         let mut events = state.events.subscribe();
         let mut offset = 0usize;
+        let mut failures = 0;
         loop {
             // Read the state before the logs, so output written just before the end is not missed.
-            let finished = match state.store.get(&id).await {
-                Ok(Some(run)) => run.status.is_terminal(),
-                Ok(None) => true,
+            let read = async {
+                let finished = match state.store.get(&id).await? {
+                    Some(run) => run.status.is_terminal(),
+                    None => true,
+                };
+                let chunk = state.store.logs_from(&id, offset).await?;
+                Ok::<_, crate::store::StoreError>((finished, chunk))
+            };
+            let (finished, chunk) = match read.await {
+                Ok(read) => {
+                    failures = 0;
+                    read
+                }
+                Err(error) if failures < FOLLOW_MAX_FAILURES => {
+                    failures += 1;
+                    debug!(run_id = %id, %error, failures, "reading followed logs failed; retrying");
+                    tokio::time::sleep(FOLLOW_RECHECK).await;
+                    continue;
+                }
                 Err(error) => {
-                    debug!(run_id = %id, %error, "ending a log follow: the store failed");
+                    // An error item aborts the response, so the client sees it was cut short.
+                    warn!(run_id = %id, %error, "ending a log follow: the store kept failing");
+                    let _ = sender
+                        .send(Err(std::io::Error::other(error.to_string())))
+                        .await;
                     return;
                 }
             };
-            match state.store.logs_from(&id, offset).await {
-                Ok(chunk) if !chunk.is_empty() => {
-                    offset += chunk.len();
-                    if sender.send(Ok(Bytes::from(chunk))).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    debug!(run_id = %id, %error, "ending a log follow: the store failed");
+            if !chunk.is_empty() {
+                offset += chunk.len();
+                if sender.send(Ok(Bytes::from(chunk))).await.is_err() {
                     return;
                 }
             }

@@ -34,8 +34,7 @@ pub async fn authenticate(tokens: Arc<Vec<String>>, mut request: Request, next: 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_token);
     // Every token is compared, so the time taken does not reveal which one matched.
     let accepted = presented.and_then(|presented| {
         tokens
@@ -56,6 +55,13 @@ pub async fn authenticate(tokens: Arc<Vec<String>>, mut request: Request, next: 
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         response
     }
+}
+
+/// Takes the token out of an `Authorization` value. The scheme is
+/// case-insensitive (RFC 7235) and may be followed by spaces or tabs.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once([' ', '\t'])?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Compares tokens in time independent of where they differ.
@@ -118,4 +124,18 @@ pub async fn not_found(request: Request) -> Response {
         Json(ErrorBody::new(ErrorCode::NotFound, message, None)),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER\tabc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+    }
 }

@@ -61,6 +61,24 @@ pub struct Run {
 }
 
 impl Run {
+    /// Hash fields that make up the run object; code and stdin are left out.
+    pub const FIELDS: [&'static str; 14] = [
+        "language",
+        "status",
+        "timeout_seconds",
+        "created_at",
+        "dispatched_at",
+        "started_at",
+        "finished_at",
+        "exit_code",
+        "reason",
+        "message",
+        "node",
+        "job_name",
+        "logs_truncated",
+        "executor",
+    ];
+
     /// Builds the run from its hash; `None` when the hash lacks the required fields.
     pub fn from_hash(id: &str, hash: &HashMap<String, String>) -> Option<Self> {
         let text = |name: &str| hash.get(name).filter(|value| !value.is_empty()).cloned();

@@ -203,7 +203,17 @@ impl RunStore {
             return Ok(None);
         }
         let mut connection = self.redis.connection().await?;
-        let hash: HashMap<String, String> = connection.hgetall(keys::run(id)).await?;
+        // The run object's fields only: code and stdin can be large.
+        let row: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(keys::run(id))
+            .arg(&Run::FIELDS[..])
+            .query_async(&mut connection)
+            .await?;
+        let hash: HashMap<String, String> = Run::FIELDS
+            .iter()
+            .zip(row)
+            .filter_map(|(name, value)| value.map(|value| (name.to_string(), value)))
+            .collect();
         if hash.is_empty() {
             return Ok(None);
         }
@@ -311,13 +321,15 @@ impl RunStore {
         })
     }
 
-    /// Appends output to a run's logs and renews their expiry.
-    pub async fn append_logs(&self, id: &str, chunk: &[u8]) -> Result<()> {
+    /// Writes output into a run's logs at byte `offset` and renews their expiry.
+    /// Writing at an offset, unlike APPEND, makes a retry after a timed-out
+    /// call harmless: the bytes land in the same place again.
+    pub async fn write_logs_at(&self, id: &str, offset: usize, chunk: &[u8]) -> Result<()> {
         let mut connection = self.redis.connection().await?;
         let key = keys::logs(id);
         let _: () = redis::pipe()
             .atomic()
-            .append(&key, chunk)
+            .setrange(&key, offset as isize, chunk)
             .ignore()
             .expire(&key, self.retention.as_secs() as i64)
             .ignore()
@@ -376,64 +388,67 @@ impl RunStore {
         })
     }
 
-    /// Lists recent runs, newest first. `cursor` is the last id of the previous page.
+    /// Lists recent runs, newest first. `cursor` is the last id of the
+    /// previous page. A page can come back short with a `next_cursor` when a
+    /// status filter matched few of the runs scanned.
     pub async fn list(
         &self,
         limit: usize,
         cursor: Option<&str>,
         status: Option<RunStatus>,
     ) -> Result<RunPage> {
-        // Ids are ULIDs, so a cursor id carries its creation time, which is its score.
-        let mut max_score = match cursor {
-            Some(cursor) => match ulid::Ulid::from_string(&cursor.to_uppercase()) {
-                Ok(ulid) => ulid.timestamp_ms().to_string(),
-                Err(_) => {
-                    return Ok(RunPage {
-                        runs: Vec::new(),
-                        next_cursor: None,
-                    })
-                }
-            },
-            None => "+inf".to_string(),
-        };
+        // Bounds the work of one request when a status filter matches few runs.
+        const MAX_SCANNED: usize = 5_000;
+        // Larger than the runs created within one millisecond, which share a score.
+        const BATCH: usize = 512;
+
+        // Ids are ULIDs: sorted by (score, member) they are sorted by creation
+        // time, and an id's timestamp is its score.
+        let mut after: Option<String> = cursor.map(str::to_string);
         let mut connection = self.redis.connection().await?;
         let mut runs = Vec::new();
         let mut scanned = 0;
-        let batch = (limit + 16).max(64);
-        // Bounds the work of one request when a status filter matches few runs.
-        const MAX_SCANNED: usize = 5_000;
+        let mut exhausted = false;
 
-        loop {
-            let members: Vec<(String, f64)> = connection
-                .zrevrangebyscore_limit_withscores(
-                    keys::RECENT,
-                    &max_score,
-                    "-inf",
-                    0,
-                    batch as isize,
-                )
+        while runs.len() < limit && scanned < MAX_SCANNED {
+            let max_score = match &after {
+                Some(id) => match ulid::Ulid::from_string(&id.to_uppercase()) {
+                    Ok(ulid) => ulid.timestamp_ms().to_string(),
+                    Err(_) => {
+                        exhausted = true;
+                        break;
+                    }
+                },
+                None => "+inf".to_string(),
+            };
+            let members: Vec<String> = connection
+                .zrevrangebyscore_limit(keys::RECENT, &max_score, "-inf", 0, BATCH as isize)
                 .await?;
             let fetched = members.len();
-            let mut last_score = None;
-            let mut expired = Vec::new();
+            let candidates: Vec<String> = members
+                .into_iter()
+                .filter(|id| after.as_deref().is_none_or(|after| id.as_str() < after))
+                .collect();
+            if candidates.is_empty() {
+                exhausted = true;
+                break;
+            }
 
             let mut pipe = redis::pipe();
-            let candidates: Vec<&(String, f64)> = members
-                .iter()
-                .filter(|(id, _)| cursor.is_none_or(|cursor| id.as_str() < cursor))
-                .filter(|(id, _)| runs.iter().all(|run: &Run| run.id != *id))
-                .collect();
-            for (id, _) in &candidates {
-                pipe.hgetall(keys::run(id));
+            for id in &candidates {
+                pipe.cmd("HMGET").arg(keys::run(id)).arg(&Run::FIELDS[..]);
             }
-            let hashes: Vec<HashMap<String, String>> = if candidates.is_empty() {
-                Vec::new()
-            } else {
-                pipe.query_async(&mut connection).await?
-            };
+            let rows: Vec<Vec<Option<String>>> = pipe.query_async(&mut connection).await?;
 
-            for ((id, score), hash) in candidates.iter().zip(hashes) {
-                last_score = Some(*score);
+            let mut expired = Vec::new();
+            for (id, row) in candidates.iter().zip(rows) {
+                scanned += 1;
+                after = Some(id.clone());
+                let hash: HashMap<String, String> = Run::FIELDS
+                    .iter()
+                    .zip(row)
+                    .filter_map(|(name, value)| value.map(|value| (name.to_string(), value)))
+                    .collect();
                 if hash.is_empty() {
                     expired.push(id.clone());
                     continue;
@@ -451,21 +466,19 @@ impl RunStore {
             if !expired.is_empty() {
                 let _: () = connection.zrem(keys::RECENT, expired).await?;
             }
-
-            scanned += fetched;
-            if runs.len() >= limit || fetched < batch || scanned >= MAX_SCANNED {
-                break;
-            }
-            match last_score {
-                Some(score) => max_score = format!("{}", score as i64),
-                None => break,
+            if fetched < BATCH && after.as_deref() == candidates.last().map(String::as_str) {
+                exhausted = true;
             }
         }
 
-        runs.truncate(limit);
-        let next_cursor = (runs.len() == limit)
-            .then(|| runs.last().map(|run| run.id.clone()))
-            .flatten();
+        let next_cursor = if runs.len() == limit {
+            runs.last().map(|run| run.id.clone())
+        } else if exhausted {
+            None
+        } else {
+            // The scan stopped at its bound: the client continues from here.
+            after
+        };
         Ok(RunPage { runs, next_cursor })
     }
 

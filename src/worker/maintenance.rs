@@ -72,6 +72,29 @@ async fn settle_orphaned_runs(worker: &Worker) -> Result<(), crate::store::Store
     Ok(())
 }
 
+/// Settles active runs that an earlier process with this worker's id left
+/// behind: their programs died with that process. Runs before any consumer
+/// starts, so none of them can be this process's own.
+pub(super) async fn settle_leftovers(worker: &Worker) -> Result<(), crate::store::StoreError> {
+    if worker.executor.runs_outlive_worker() {
+        return Ok(());
+    }
+    for run_id in worker.store.active_ids().await? {
+        let Some(spec) = worker.store.spec(&run_id).await? else {
+            continue;
+        };
+        let ours = spec.worker.as_deref() == Some(worker.worker_id.as_str())
+            && spec.executor.as_deref() == Some(worker.executor.name());
+        if ours && !spec.status.is_terminal() {
+            info!(run_id, worker = %worker.worker_id, "settling a run left by an earlier process of this worker");
+            if let Err(error) = worker.executor.recover(spec).await {
+                warn!(run_id, %error, "settling a left-over run failed");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Listens on the cancel channel and stops cancelled runs that this worker runs.
 pub(super) async fn cancellations(worker: Arc<Worker>, stop: CancellationToken) {
     let mut backoff = Duration::from_millis(200);

@@ -55,6 +55,10 @@ impl Worker {
             }
         }
 
+        if let Err(error) = maintenance::settle_leftovers(&worker).await {
+            warn!(worker = %worker.worker_id, %error, "settling runs of an earlier process failed");
+        }
+
         let background = CancellationToken::new();
         let mut tasks = JoinSet::new();
         tasks.spawn(maintenance::heartbeat(

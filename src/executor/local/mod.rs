@@ -45,6 +45,8 @@ pub struct LocalExecutor {
     shutting_down: CancellationToken,
     /// Counter behind the per-run user ids.
     next_user: AtomicU32,
+    /// Parent of the run directories of this worker.
+    runs_dir: std::path::PathBuf,
 }
 
 /// How the supervised program ended.
@@ -68,6 +70,7 @@ impl LocalExecutor {
         } else {
             warn!("the kernel denied new namespaces: local programs keep network access and can outlive their process group");
         }
+        let runs_dir = prepare_runs_dir(&config.worker_id);
         let node = nix::unistd::gethostname()
             .ok()
             .and_then(|name| name.into_string().ok())
@@ -83,33 +86,49 @@ impl LocalExecutor {
             draining: AtomicBool::new(false),
             shutting_down: CancellationToken::new(),
             next_user: AtomicU32::new(0),
+            runs_dir,
         }
     }
 
-    /// Writes the source and stdin into a fresh directory that the program's user can read.
+    /// Writes the source into a fresh directory that only the run's user can
+    /// enter, and returns the directory with the program's stdin. The stdin
+    /// file is unlinked once open, so the program reads it only through the
+    /// descriptor.
     fn prepare_workdir(
         &self,
         run: &RunSpec,
         user: Option<u32>,
     ) -> std::io::Result<(tempfile::TempDir, Option<std::fs::File>)> {
-        let dir = tempfile::Builder::new().prefix("code-runner-").tempdir()?;
-        std::fs::write(dir.path().join(run.language.source_file()), &run.code)?;
-        std::fs::create_dir(dir.path().join("tmp"))?;
+        use std::os::unix::fs::{chown, PermissionsExt};
+        let private = |mode| std::fs::Permissions::from_mode(mode);
+
+        let dir = tempfile::Builder::new()
+            .prefix("run-")
+            .permissions(private(0o700))
+            .tempdir_in(&self.runs_dir)?;
+        let source = dir.path().join(run.language.source_file());
+        std::fs::write(&source, &run.code)?;
+        std::fs::set_permissions(&source, private(0o400))?;
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp)?;
+        std::fs::set_permissions(&tmp, private(0o700))?;
+        if let Some(uid) = user {
+            for path in [dir.path(), source.as_path(), tmp.as_path()] {
+                chown(path, Some(uid), Some(uid))?;
+            }
+        }
+
         let stdin = match &run.stdin {
             Some(text) => {
                 let path = dir.path().join(".stdin");
                 std::fs::write(&path, text)?;
-                Some(std::fs::File::open(&path)?)
+                std::fs::set_permissions(&path, private(0o600))?;
+                let file = std::fs::File::open(&path)?;
+                std::fs::remove_file(&path)?;
+                Some(file)
             }
             None => None,
         };
-        if let Some(uid) = user {
-            let id = Some(uid);
-            for entry in [dir.path().to_path_buf(), dir.path().join("tmp")] {
-                std::os::unix::fs::chown(&entry, id, id)?;
-            }
-            std::os::unix::fs::chown(dir.path().join(run.language.source_file()), id, id)?;
-        }
         Ok((dir, stdin))
     }
 
@@ -204,8 +223,14 @@ impl LocalExecutor {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "program ended"
         );
-        self.settle(&run, ending, finished_at, capture.truncated())
-            .await;
+        self.settle(
+            &run,
+            ending,
+            finished_at,
+            started.elapsed(),
+            capture.truncated(),
+        )
+        .await;
         self.running
             .lock()
             .expect("running map lock")
@@ -219,7 +244,7 @@ impl LocalExecutor {
         }
         match self
             .store
-            .append_logs(run_id, &capture.text().as_bytes()[flushed..])
+            .write_logs_at(run_id, flushed, &capture.text().as_bytes()[flushed..])
             .await
         {
             Ok(()) => capture.len(),
@@ -236,6 +261,7 @@ impl LocalExecutor {
         run: &RunSpec,
         ending: Ending,
         finished_at: chrono::DateTime<Utc>,
+        ran_for: Duration,
         truncated: bool,
     ) {
         let mut fields = RunFields {
@@ -255,7 +281,7 @@ impl LocalExecutor {
                     fields.message = Some(format!("the program exited with code {code}"));
                     RunStatus::Failed
                 }
-                (None, Some(signal)) if signal == libc::SIGXCPU || signal == libc::SIGKILL => {
+                (None, Some(signal)) if cpu_limit_hit(signal, run.timeout_seconds + 1, ran_for) => {
                     fields.exit_code = Some(128 + signal);
                     fields.reason = Some("CpuTimeLimitExceeded".into());
                     fields.message = Some(format!(
@@ -329,6 +355,40 @@ impl LocalExecutor {
         *backoff = (*backoff * 2).min(RETRY_MAX);
         true
     }
+}
+
+/// Tells whether a signal came from the CPU-time limit: SIGXCPU at the soft
+/// limit, or SIGKILL at the hard one, which cannot come before the program
+/// could have used that much CPU on every core of the machine. Any other
+/// SIGKILL came from outside, such as the kernel's OOM killer.
+fn cpu_limit_hit(signal: i32, cpu_seconds: u64, ran_for: Duration) -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get()) as u64;
+    signal == libc::SIGXCPU
+        || (signal == libc::SIGKILL && ran_for.as_secs_f64() * cores as f64 >= cpu_seconds as f64)
+}
+
+/// Creates this worker's parent of run directories, removing what an earlier
+/// process with the same worker id left after a crash. Others may pass
+/// through it (mode 0711) but not list it.
+fn prepare_runs_dir(worker_id: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("code-runner-{worker_id}"));
+    if dir.exists() {
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {
+                info!(worker = worker_id, path = %dir.display(), "removed run directories left by an earlier process")
+            }
+            Err(error) => {
+                warn!(worker = worker_id, path = %dir.display(), %error, "removing old run directories failed")
+            }
+        }
+    }
+    if let Err(error) = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)))
+    {
+        warn!(worker = worker_id, path = %dir.display(), %error, "creating the run directory parent failed");
+    }
+    dir
 }
 
 fn kill_group(child: &tokio::process::Child) {
