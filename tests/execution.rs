@@ -614,3 +614,65 @@ except OSError:
         );
     }
 }
+
+/// A program cannot read the code or stdin of another run on the same worker.
+#[tokio::test]
+async fn runs_cannot_read_each_other() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: separate users per run need the worker to run as root");
+        return;
+    }
+    let redis = RedisServer::start().await;
+    let service = service(Mode::Dev, "cross-run")
+        .env("WORKER_CONCURRENCY", 2)
+        .start(&redis)
+        .await;
+    let secret = common::unique("secret-code");
+    let victim = service
+        .submit_id(json!({
+            "language": "python",
+            "code": format!("import time\n# {secret}\nprint('victim up', flush=True)\ntime.sleep(30)"),
+            "stdin": "stdin-secret-value",
+            "timeout_seconds": 60,
+        }))
+        .await;
+    service.wait_status(&victim, "running").await;
+
+    // The spy looks through its own parent directory, where the worker keeps
+    // every run's directory.
+    let spy = r#"
+import glob, os
+parent = os.path.dirname(os.getcwd())
+found = []
+for pattern in ["*/main.py", "*/.stdin", "*/*"]:
+    for path in glob.glob(os.path.join(parent, pattern)):
+        try:
+            with open(path, "rb") as f:
+                found.append(path + " " + f.read().decode("utf-8", "replace"))
+        except OSError:
+            pass
+print("listing", sorted(os.listdir(parent)) if os.access(parent, os.R_OK) else "denied")
+for item in found:
+    print(item)
+"#;
+    let (run, logs) = service
+        .run_to_end(json!({"language": "python", "code": spy}))
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run}\n{logs}");
+    assert!(
+        !logs.contains(&secret),
+        "a run read another run's code: {logs}"
+    );
+    assert!(
+        !logs.contains("stdin-secret-value"),
+        "a run read another run's stdin: {logs}"
+    );
+
+    let cancelled = service
+        .http()
+        .delete(service.url(&format!("/runs/{victim}")))
+        .send()
+        .await
+        .expect("DELETE reaches the service");
+    assert_eq!(cancelled.status(), 200);
+}

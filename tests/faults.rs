@@ -387,3 +387,36 @@ async fn run_of_worker_killed_while_running_is_settled() {
         "the program outlived its worker"
     );
 }
+
+/// A worker that comes back under the same id after SIGKILL settles the runs
+/// its earlier process left running, instead of skipping them as its own.
+#[tokio::test]
+async fn restarted_worker_settles_its_own_runs() {
+    let redis = RedisServer::start().await;
+    let api = service(Mode::Api, "same-id-restart").start(&redis).await;
+    let mut first = service(Mode::Worker, "same-id-restart-w1")
+        .env("WORKER_ID", "same")
+        .start(&redis)
+        .await;
+    let id = api
+        .submit_id(json!({"language": "python", "code": "import time\nprint('up', flush=True)\ntime.sleep(600)", "timeout_seconds": 300}))
+        .await;
+    api.wait_status(&id, "running").await;
+
+    first.signal(Signal::SIGKILL);
+    first
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("the worker dies at SIGKILL");
+    let _again = service(Mode::Worker, "same-id-restart-w1-again")
+        .env("WORKER_ID", "same")
+        .start(&redis)
+        .await;
+
+    let run = api.wait_finished(&id).await;
+    assert_eq!(run["status"], "error", "{run}");
+    assert_eq!(run["reason"], "WorkerStopped", "{run}");
+    let mut connection = redis.connection().await;
+    let active: u64 = connection.llen("runs:active").await.unwrap();
+    assert_eq!(active, 0, "the settled run is still in runs:active");
+}
