@@ -29,8 +29,10 @@ sleep 2
 bench_proxy POST /recordings '{"name":"job-creates","method":"POST","path_contains":"/jobs"}' >/dev/null
 bench_proxy POST /recordings '{"name":"configmap-creates","method":"POST","path_contains":"/configmaps"}' >/dev/null
 bench_log "submitting $RUNS runs at $RATE per second"
+bench_cpu_start redis-server="$REDIS_PID" api="$API_PID" worker="$WORKER_PID"
 "${BENCH_PY[@]}" submit-sequential --url "$API_URL" --count "$RUNS" --rate "$RATE" \
     --out "$BENCH_RESULTS/submissions.jsonl" | tee -a "$BENCH_REPORT"
+cpu_split=$(bench_cpu_split)
 "${BENCH_PY[@]}" wait-arrivals --admin-url "$FAULT_PROXY_ADMIN_URL" --name job-creates \
     --count "$RUNS" --timeout 60 --out "$BENCH_RESULTS/arrivals.json"
 "${BENCH_PY[@]}" wait-arrivals --admin-url "$FAULT_PROXY_ADMIN_URL" --name configmap-creates \
@@ -40,5 +42,6 @@ bench_log "submitting $RUNS runs at $RATE per second"
     echo "worker: 1 process, WORKER_CONCURRENCY 4 (default), Job creates through the fault proxy"
     "${BENCH_PY[@]}" dispatch-report --submissions "$BENCH_RESULTS/submissions.jsonl" \
         --arrivals "$BENCH_RESULTS/arrivals.json" --configmap-arrivals "$BENCH_RESULTS/configmap-arrivals.json"
+    echo "CPU during the submissions: $cpu_split"
     echo "worker RSS KiB after the runs: $(bench_rss_kib "$WORKER_PID")"
 } | tee -a "$BENCH_REPORT"

@@ -250,6 +250,34 @@ bench_cpu_busy() {
     }'
 }
 
+# Starts counting CPU time by process: the NAME=PID arguments, plus every
+# component of the cluster started last. bench_cpu_split prints the result.
+bench_cpu_start() {
+    declare -gA BENCH_CPU_PIDS=() BENCH_CPU_BEFORE=()
+    local pair file name
+    for pair in "$@"; do BENCH_CPU_PIDS[${pair%%=*}]=${pair#*=}; done
+    if [ -n "${CODE_RUNNER_CLUSTER_DIR:-}" ]; then
+        for file in "$CODE_RUNNER_CLUSTER_DIR"/pids/*.pid; do
+            [ -f "$file" ] && BENCH_CPU_PIDS[$(basename "$file" .pid)]=$(cat "$file")
+        done
+    fi
+    for name in "${!BENCH_CPU_PIDS[@]}"; do
+        BENCH_CPU_BEFORE[$name]=$(bench_cpu_seconds "${BENCH_CPU_PIDS[$name]}")
+    done
+    BENCH_CPU_TICKS=$(bench_cpu_ticks)
+}
+
+# Prints the machine's busy share and each process's CPU seconds since
+# bench_cpu_start, busiest first.
+bench_cpu_split() {
+    local name split
+    split=$(for name in "${!BENCH_CPU_PIDS[@]}"; do
+        printf '%s %s\n' "$(awk -v a="${BENCH_CPU_BEFORE[$name]}" -v b="$(bench_cpu_seconds "${BENCH_CPU_PIDS[$name]}")" \
+            'BEGIN { printf "%.1f", b - a }')" "$name"
+    done | sort -rn | awk '{ printf "%s%s %s s", (NR > 1 ? ", " : ""), $2, $1 }')
+    printf 'machine CPU %s busy; %s' "$(bench_cpu_busy "$BENCH_CPU_TICKS" "$(bench_cpu_ticks)")" "$split"
+}
+
 # Prints the peak resident set size of a pid in KiB (VmHWM).
 bench_peak_rss_kib() {
     awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0

@@ -51,20 +51,12 @@ for workers in $WORKER_COUNTS; do
         worker_pids+=("$BENCH_LAST_PID")
     done
     for url in "${health_urls[@]}"; do bench_wait_http "$url" 30; done
-    ticks_before=$(bench_cpu_ticks)
-    # CPU seconds of each process of the round, to see where the CPU went.
-    declare -A round_pids=([redis-server]=$REDIS_PID)
-    for index in "${!worker_pids[@]}"; do round_pids[worker-$((index + 1))]=${worker_pids[$index]}; done
-    for file in "$CODE_RUNNER_CLUSTER_DIR"/pids/*.pid; do round_pids[$(basename "$file" .pid)]=$(cat "$file"); done
-    declare -A cpu_before=()
-    for name in "${!round_pids[@]}"; do cpu_before[$name]=$(bench_cpu_seconds "${round_pids[$name]}"); done
+    worker_pairs=()
+    for index in "${!worker_pids[@]}"; do worker_pairs+=("worker-$((index + 1))=${worker_pids[$index]}"); done
+    bench_cpu_start redis-server="$REDIS_PID" "${worker_pairs[@]}"
     "${BENCH_PY[@]}" wait-arrivals --admin-url "$FAULT_PROXY_ADMIN_URL" --name job-creates \
         --count "$RUNS" --timeout 300 --out "$BENCH_RESULTS/arrivals-w$workers.json"
-    busy=$(bench_cpu_busy "$ticks_before" "$(bench_cpu_ticks)")
-    cpu_split=$(for name in "${!round_pids[@]}"; do
-        printf '%s %s\n' "$(awk -v a="${cpu_before[$name]}" -v b="$(bench_cpu_seconds "${round_pids[$name]}")" \
-            'BEGIN { printf "%.1f", b - a }')" "$name"
-    done | sort -rn | awk '{ printf "%s%s %s s", (NR > 1 ? ", " : ""), $2, $1 }')
+    cpu_split=$(bench_cpu_split)
     for index in "${!health_urls[@]}"; do
         curl -s "${health_urls[$index]%/health}/metrics" >"$BENCH_RESULTS/metrics-w$workers-$((index + 1)).txt"
     done
@@ -91,8 +83,7 @@ for workers in $WORKER_COUNTS; do
         "$(rate_between "$BENCH_RESULTS/arrivals-w$workers.json") ($RUNS runs, first to last create ${first_to_last} s, mean dispatch ${mean_dispatch} ms with $((workers * 4)) consumers)"
     bench_result "$workers worker(s): API server mean time per create, ms" \
         "Job $(apiserver_create_ms jobs), ConfigMap $(apiserver_create_ms configmaps)"
-    bench_result "$workers worker(s): machine CPU busy while the workers dispatched" "$busy"
-    bench_result "$workers worker(s): CPU seconds by process meanwhile" "$cpu_split"
+    bench_result "$workers worker(s): CPU while the workers dispatched" "$cpu_split"
 
     # Stops this round's processes before the next round starts.
     for ((index = ${#BENCH_PIDS[@]} - 1; index >= 0; index--)); do
