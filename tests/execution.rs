@@ -676,3 +676,24 @@ for item in found:
         .expect("DELETE reaches the service");
     assert_eq!(cancelled.status(), 200);
 }
+
+/// A program that sends itself a fatal signal dies of it, although the
+/// sandbox runs it in a PID namespace whose first process ignores such
+/// signals.
+#[tokio::test]
+async fn self_signal_kills_the_program() {
+    let redis = RedisServer::start().await;
+    let service = service(Mode::Dev, "self-signal").start(&redis).await;
+
+    let (run, logs) = service
+        .run_to_end(json!({
+            "language": "python",
+            "code": "import os, signal\nprint('before', flush=True)\nos.kill(os.getpid(), signal.SIGTERM)\nprint('after')",
+        }))
+        .await;
+
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["reason"], "Signal", "{run}");
+    assert_eq!(run["exit_code"], 128 + 15, "{run}");
+    assert_eq!(logs, "before\n");
+}

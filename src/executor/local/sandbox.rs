@@ -183,32 +183,102 @@ pub fn run_init(args: &[String]) -> ! {
         .collect();
     let program = argv[0].clone();
 
+    // The first child is PID 1 of the new namespace, which ignores signals it
+    // has no handler for, even ones the program sends itself. So that child
+    // stays a small init and runs the program as its own child, then passes
+    // the program's end back through a pipe for this process to repeat.
+    let (status_reader, status_writer) = match nix::unistd::pipe() {
+        Ok(pipe) => pipe,
+        Err(error) => {
+            eprintln!("code-runner: creating the status pipe failed: {error}");
+            std::process::exit(125);
+        }
+    };
+
     // SAFETY: this process is single-threaded at this point.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
+            drop(status_reader);
             if let Err(error) = enter_program(user, workdir) {
                 eprintln!("code-runner: cannot start the program: {error}");
                 std::process::exit(126);
             }
-            let error = nix::unistd::execvp(&program, &argv).unwrap_err();
+            let ending = run_program(&program, &argv);
+            let _ = nix::unistd::write(&status_writer, ending.as_bytes());
+            std::process::exit(0);
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(status_writer);
+            let init = wait_for(child);
+            let mut report = String::new();
+            let _ =
+                std::io::Read::read_to_string(&mut std::fs::File::from(status_reader), &mut report);
+            match (report.split_once(' '), init) {
+                (Some(("exit", code)), _) => std::process::exit(code.parse().unwrap_or(125)),
+                (Some(("signal", number)), _) => match number
+                    .parse::<i32>()
+                    .ok()
+                    .and_then(|n| Signal::try_from(n).ok())
+                {
+                    Some(signal) => exit_by_signal(signal),
+                    None => std::process::exit(125),
+                },
+                // The init died first, for example killed with the whole group.
+                (_, WaitStatus::Exited(_, code)) => std::process::exit(code),
+                (_, WaitStatus::Signaled(_, signal, _)) => exit_by_signal(signal),
+                _ => std::process::exit(125),
+            }
+        }
+        Err(error) => {
+            eprintln!("code-runner: fork failed: {error}");
+            std::process::exit(125);
+        }
+    }
+}
+
+/// Runs the program as a child of this init, reaping every other process
+/// that ends meanwhile, and describes how the program ended.
+fn run_program(program: &CString, argv: &[CString]) -> String {
+    // SAFETY: this process is single-threaded.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            if set_parent_death_signal().is_err() {
+                std::process::exit(126);
+            }
+            let error = nix::unistd::execvp(program, argv).unwrap_err();
             eprintln!("code-runner: cannot run {program:?}: {error}");
             std::process::exit(127);
         }
         Ok(ForkResult::Parent { child }) => loop {
-            match waitpid(child, None) {
-                Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
-                Ok(WaitStatus::Signaled(_, signal, _)) => exit_by_signal(signal),
-                Ok(_) => continue,
-                Err(nix::errno::Errno::EINTR) => continue,
+            match waitpid(None, None) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == child => return format!("exit {code}"),
+                Ok(WaitStatus::Signaled(pid, signal, _)) if pid == child => {
+                    return format!("signal {}", signal as i32)
+                }
+                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
                 Err(error) => {
                     eprintln!("code-runner: waiting for the program failed: {error}");
-                    std::process::exit(125);
+                    return "exit 125".to_string();
                 }
             }
         },
         Err(error) => {
             eprintln!("code-runner: fork failed: {error}");
-            std::process::exit(125);
+            "exit 125".to_string()
+        }
+    }
+}
+
+/// Waits for one child to end.
+fn wait_for(child: nix::unistd::Pid) -> WaitStatus {
+    loop {
+        match waitpid(child, None) {
+            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return status,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(error) => {
+                eprintln!("code-runner: waiting for the program failed: {error}");
+                std::process::exit(125);
+            }
         }
     }
 }
