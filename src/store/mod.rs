@@ -61,17 +61,17 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// What `submit` did with a request.
+/// Outcome of `submit`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubmitOutcome {
     Created(String),
     /// The idempotency key already names this run.
     Existing(String),
-    /// The queue holds this many ids, at or above the configured maximum.
+    /// The queue contains this many ids, at or above the configured maximum.
     QueueFull(u64),
 }
 
-/// What a worker needs to execute a run.
+/// Run fields a worker needs to execute a run, code and stdin included.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
     pub id: String,
@@ -98,7 +98,7 @@ pub struct Transition {
     pub previous: Option<RunStatus>,
 }
 
-/// What `delete` did.
+/// Outcome of `delete`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteOutcome {
     Deleted,

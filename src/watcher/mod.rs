@@ -30,7 +30,7 @@ const MAX_IN_FLIGHT: usize = 64;
 /// Attempts to read a finished Pod's logs before the run is settled without them.
 const LOG_ATTEMPTS: u32 = 3;
 
-/// Watches runner objects of one namespace and records what they say.
+/// Watcher of the runner objects of one namespace, recording their states as run states.
 pub struct Watcher {
     jobs: Api<Job>,
     pods: Api<Pod>,
@@ -343,7 +343,7 @@ fn has_run_id(labels: &Option<std::collections::BTreeMap<String, String>>, run_i
         .is_some_and(|value| value == run_id)
 }
 
-/// The newest Pod of a run; with `backoffLimit: 0` there is normally one.
+/// Picks the newest Pod of a run; with `backoffLimit: 0` there is normally one.
 fn latest_pod(pods: Vec<Arc<Pod>>) -> Option<Arc<Pod>> {
     pods.into_iter().max_by_key(|pod| {
         pod.metadata

@@ -49,7 +49,7 @@ pub struct LocalExecutor {
     runs_dir: std::path::PathBuf,
 }
 
-/// How the supervised program ended.
+/// End of a supervised program.
 #[derive(Debug)]
 enum Ending {
     Exited(ExitStatus),

@@ -27,7 +27,7 @@ pub const FIRST_RUN_UID: u32 = 2_000_000;
 /// Number of ids in that range; ids are reused round-robin.
 pub const RUN_UIDS: u32 = 4096;
 
-/// Which isolation the kernel grants this process, found once at start.
+/// Isolation that the kernel grants this process, probed once at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Support {
     /// New network and PID namespaces can be created.
@@ -157,9 +157,9 @@ fn apply_limits(limits: Limits) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The init step: forks the program as the first process of the new PID
-/// namespace, waits for it and exits the way it did. Runs before any runtime
-/// or thread starts, so forking here is safe.
+/// Runs the init step: forks a minimal init into the new PID namespace,
+/// which runs the program, then exits the way the program did. Runs before
+/// any runtime or thread starts, so forking here is safe.
 pub fn run_init(args: &[String]) -> ! {
     let [user, workdir, program, rest @ ..] = args else {
         eprintln!("usage: code-runner {INIT_ARG} UID|keep WORKDIR PROGRAM [ARGS...]");
@@ -300,7 +300,8 @@ fn enter_program(user: Option<u32>, workdir: &str) -> nix::Result<()> {
     Ok(())
 }
 
-/// Ends this process with the signal that ended the program, so the worker sees it.
+/// Ends this process with the signal that ended the program, so that the
+/// worker's wait status reports that signal.
 fn exit_by_signal(signal: Signal) -> ! {
     // SAFETY: restoring the default action of a signal has no memory effects.
     unsafe {
