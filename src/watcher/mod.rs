@@ -238,7 +238,8 @@ impl Watcher {
             return;
         }
 
-        let (logs, truncated) = if never_started(&observation) {
+        let never_ran = never_started(&observation);
+        let (logs, truncated) = if never_ran {
             (String::new(), false)
         } else {
             self.final_logs(run_id, pod).await
@@ -261,6 +262,14 @@ impl Watcher {
                     run.started_at.as_deref(),
                     &fields,
                 );
+                if never_ran && observation.status == RunStatus::Failed {
+                    // A Pod that can never start would otherwise wait for the Job's deadline.
+                    if let Err(error) =
+                        crate::executor::kubernetes::delete_job(&self.jobs, run_id).await
+                    {
+                        warn!(%error, "deleting the Job of a run that cannot start failed; its deadline ends it");
+                    }
+                }
             }
             Ok(_) => debug!("another writer recorded the end first"),
             Err(error) => {
