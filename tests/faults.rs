@@ -420,3 +420,30 @@ async fn restarted_worker_settles_its_own_runs() {
     let active: u64 = connection.llen("runs:active").await.unwrap();
     assert_eq!(active, 0, "the settled run is still in runs:active");
 }
+
+/// Output that Redis loses while a run goes on (a restart without it on
+/// disk) is written again, so the final logs are whole.
+#[tokio::test]
+async fn lost_output_is_written_again() {
+    let redis = RedisServer::start().await;
+    let service = service(Mode::Dev, "lost-output").start(&redis).await;
+    let code = "import time\nprint('before', flush=True)\ntime.sleep(2)\nprint('after')\n";
+    let id = service
+        .submit_id(json!({"language": "python", "code": code, "timeout_seconds": 60}))
+        .await;
+    let started = Instant::now();
+    while service.logs(&id).await != "before\n" {
+        assert!(
+            started.elapsed() < RECOVERY_DEADLINE,
+            "the first line never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut connection = redis.connection().await;
+    let _: () = connection.del(format!("run:{id}:logs")).await.unwrap();
+
+    let run = service.wait_finished(&id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(service.logs(&id).await, "before\nafter\n");
+}

@@ -321,21 +321,21 @@ impl RunStore {
         })
     }
 
-    /// Writes output into a run's logs at byte `offset` and renews their expiry.
-    /// Writing at an offset, unlike APPEND, makes a retry after a timed-out
-    /// call harmless: the bytes land in the same place again.
-    pub async fn write_logs_at(&self, id: &str, offset: usize, chunk: &[u8]) -> Result<()> {
+    /// Writes output into a run's logs at byte `offset` and renews their
+    /// expiry; returns the stored length afterwards. Writing at an offset,
+    /// unlike APPEND, makes a retry after a timed-out call harmless. A
+    /// returned length below `offset` means Redis lost earlier output, which
+    /// the caller then writes again from that length.
+    pub async fn write_logs_at(&self, id: &str, offset: usize, chunk: &[u8]) -> Result<usize> {
         let mut connection = self.redis.connection().await?;
-        let key = keys::logs(id);
-        let _: () = redis::pipe()
-            .atomic()
-            .setrange(&key, offset as isize, chunk)
-            .ignore()
-            .expire(&key, self.retention.as_secs() as i64)
-            .ignore()
-            .query_async(&mut connection)
+        let length: usize = scripts::WRITE_LOGS
+            .key(keys::logs(id))
+            .arg(offset)
+            .arg(chunk)
+            .arg(self.retention.as_secs())
+            .invoke_async(&mut connection)
             .await?;
-        Ok(())
+        Ok(length)
     }
 
     /// Replaces a run's logs, as the watcher does with a finished Pod's output.

@@ -10,3 +10,5 @@ pub static TRANSITION: LazyLock<Script> =
 pub static REQUEUE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/requeue.lua")));
 pub static DELETE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/delete.lua")));
+pub static WRITE_LOGS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/write_logs.lua")));

@@ -237,7 +237,7 @@ impl LocalExecutor {
             .remove(&run.id);
     }
 
-    /// Appends output not yet stored; returns the new stored length.
+    /// Writes output not yet stored; returns the new stored length.
     async fn flush_logs(&self, run_id: &str, capture: &OutputCapture, flushed: usize) -> usize {
         if capture.len() == flushed {
             return flushed;
@@ -247,7 +247,17 @@ impl LocalExecutor {
             .write_logs_at(run_id, flushed, &capture.text().as_bytes()[flushed..])
             .await
         {
-            Ok(()) => capture.len(),
+            Ok(stored) if stored < flushed => {
+                // Redis lost output it had stored (a restart without it on disk).
+                warn!(
+                    run_id,
+                    stored,
+                    expected = flushed,
+                    "stored output was lost; writing it again"
+                );
+                stored
+            }
+            Ok(stored) => stored,
             Err(error) => {
                 // The next flush retries the same bytes.
                 warn!(run_id, %error, "storing program output failed");
