@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 use crate::run::RunStatus;
 use crate::store::{keys, RunStore};
 
-/// Longest wait of one stream read.
+/// Maximum wait of one stream read.
 const BLOCK: Duration = Duration::from_secs(2);
 /// Events kept for slow subscribers before they start missing some.
 const CAPACITY: usize = 4096;
