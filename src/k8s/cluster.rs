@@ -49,12 +49,7 @@ impl ApiCluster {
             .list(&ListParams::default().labels(&format!("{LABEL_RUN_ID}={run_id}")))
             .await;
         metrics::record_kube_request("list", "pods", outcome(&listed));
-        Ok(listed?.items.into_iter().max_by_key(|pod| {
-            pod.metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|time| time.0.as_millisecond())
-        }))
+        Ok(super::newest_pod(listed?.items))
     }
 
     pub fn runner_pods(&self) -> &Api<Pod> {

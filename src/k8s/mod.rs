@@ -5,6 +5,7 @@ pub mod logs;
 pub mod names;
 pub mod objects;
 
+use k8s_openapi::api::core::v1::Pod;
 use tracing::info;
 
 /// Errors while building a Kubernetes client.
@@ -44,4 +45,15 @@ pub async fn client() -> Result<kube::Client, ClientError> {
         }
     };
     kube::Client::try_from(config).map_err(ClientError::Build)
+}
+
+/// Picks the newest of a run's Pods; with `backoffLimit: 0` there is normally one.
+pub fn newest_pod<P: std::borrow::Borrow<Pod>>(pods: impl IntoIterator<Item = P>) -> Option<P> {
+    pods.into_iter().max_by_key(|pod| {
+        pod.borrow()
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|time| time.0.as_millisecond())
+    })
 }

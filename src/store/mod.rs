@@ -113,6 +113,16 @@ pub struct RunPage {
     pub next_cursor: Option<String>,
 }
 
+/// Pairs an HMGET reply for [`Run::FIELDS`] with the field names, leaving out
+/// fields the hash does not have.
+fn fields_of(row: Vec<Option<String>>) -> HashMap<String, String> {
+    Run::FIELDS
+        .iter()
+        .zip(row)
+        .filter_map(|(name, value)| value.map(|value| (name.to_string(), value)))
+        .collect()
+}
+
 /// Run records, queue and logs in Redis.
 pub struct RunStore {
     redis: Redis,
@@ -209,11 +219,7 @@ impl RunStore {
             .arg(&Run::FIELDS[..])
             .query_async(&mut connection)
             .await?;
-        let hash: HashMap<String, String> = Run::FIELDS
-            .iter()
-            .zip(row)
-            .filter_map(|(name, value)| value.map(|value| (name.to_string(), value)))
-            .collect();
+        let hash = fields_of(row);
         if hash.is_empty() {
             return Ok(None);
         }
@@ -444,11 +450,7 @@ impl RunStore {
             for (id, row) in candidates.iter().zip(rows) {
                 scanned += 1;
                 after = Some(id.clone());
-                let hash: HashMap<String, String> = Run::FIELDS
-                    .iter()
-                    .zip(row)
-                    .filter_map(|(name, value)| value.map(|value| (name.to_string(), value)))
-                    .collect();
+                let hash = fields_of(row);
                 if hash.is_empty() {
                     expired.push(id.clone());
                     continue;

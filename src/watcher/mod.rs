@@ -52,8 +52,7 @@ impl Watcher {
             "pods",
             crate::executor::kubernetes::outcome(&listed),
         );
-        let pods = listed.ok()?.items.into_iter().map(Arc::new).collect();
-        latest_pod(pods).and_then(|pod| pod.metadata.name.clone())
+        crate::k8s::newest_pod(listed.ok()?.items).and_then(|pod| pod.metadata.name)
     }
 
     pub fn new(
@@ -176,7 +175,9 @@ impl Watcher {
         let job = jobs.get(&ObjectRef::new(&object_name(run_id)).within(&self.namespace));
         let pod = match event_pod {
             Some(pod) => Some(Arc::new(pod)),
-            None => latest_pod(pods.state_filter(|pod| has_run_id(&pod.metadata.labels, run_id))),
+            None => crate::k8s::newest_pod(
+                pods.state_filter(|pod| has_run_id(&pod.metadata.labels, run_id)),
+            ),
         };
         if let Some(observation) = mapping::observe(job.as_deref(), pod.as_deref()) {
             self.apply(run_id, pod.as_deref(), observation).await;
@@ -350,14 +351,4 @@ fn has_run_id(labels: &Option<std::collections::BTreeMap<String, String>>, run_i
         .as_ref()
         .and_then(|labels| labels.get(LABEL_RUN_ID))
         .is_some_and(|value| value == run_id)
-}
-
-/// Picks the newest Pod of a run; with `backoffLimit: 0` there is normally one.
-fn latest_pod(pods: Vec<Arc<Pod>>) -> Option<Arc<Pod>> {
-    pods.into_iter().max_by_key(|pod| {
-        pod.metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|time| time.0.as_millisecond())
-    })
 }

@@ -88,9 +88,9 @@ async fn reconcile(watcher: &Watcher, spec: &RunSpec) {
     metrics::record_kube_request("list", "pods", outcome(&pods));
     let pod = pods
         .ok()
-        .and_then(|list| super::latest_pod(list.items.into_iter().map(Arc::new).collect()));
-    if let Some(observation) = mapping::observe(Some(&job), pod.as_deref()) {
-        watcher.apply(&spec.id, pod.as_deref(), observation).await;
+        .and_then(|list| crate::k8s::newest_pod(list.items));
+    if let Some(observation) = mapping::observe(Some(&job), pod.as_ref()) {
+        watcher.apply(&spec.id, pod.as_ref(), observation).await;
     }
 
     let deadline =
