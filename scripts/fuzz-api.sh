@@ -152,7 +152,7 @@ if [ "$status" -ne 0 ]; then
     # NOTE: Schemathesis 4.32 on CPython 3.11.7 sometimes stops a phase with its
     # own "Runtime Error" (SystemError: AST constructor recursion depth
     # mismatch, inside Hypothesis), which is no finding about the API. One
-    # more run tells that apart from a real failure.
+    # more run separates that from a real failure.
     log "schemathesis failed inside itself ($tool_errors runtime errors, no failed checks); running it once more"
     started=$SECONDS
     status=0

@@ -33,7 +33,7 @@ ensure_runtime() {
   fi
 }
 
-# Starts a Redis server on 127.0.0.1:6379 unless one answers there, or unless
+# Starts a Redis server on 127.0.0.1:6379 unless one responds there, or unless
 # REDIS_URL names another server, which is then the operator's to run. It
 # keeps an append-only file, so queued runs survive a restart of Redis.
 ensure_redis() {

@@ -21,7 +21,7 @@ pub enum Mode {
     Dev,
 }
 
-/// Where runs execute.
+/// Executor that runs programs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecutorKind {
     /// As child processes of the worker (`dev`, or `EXECUTOR=local`).
@@ -95,7 +95,7 @@ pub struct Config {
     pub worker_dispatch_delay: Duration,
     /// Log output format: `text` or `json`.
     pub log_format: LogFormat,
-    /// Where runs execute; `dev` always uses the local executor.
+    /// Executor that runs programs; `dev` always uses the local executor.
     pub executor: ExecutorKind,
 }
 

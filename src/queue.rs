@@ -10,7 +10,7 @@ use tracing::{debug, info, warn};
 
 use crate::store::{keys, scripts, RunStore, StoreError};
 
-/// Longest time one blocking move waits for an id. The dedicated connection's
+/// Maximum time one blocking move waits for an id. The dedicated connection's
 /// response timeout is longer than this, so an idle queue is not an error.
 pub const BLOCK: Duration = Duration::from_secs(2);
 /// Lifetime of a worker's heartbeat key; refreshed every third of it.

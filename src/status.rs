@@ -39,7 +39,7 @@ pub struct QueueStatus {
 
 #[derive(Debug, Clone, Serialize, Default, utoipa::ToSchema)]
 pub struct WorkerStatus {
-    /// Replicas the worker Deployment asks for; `None` without a cluster.
+    /// Replicas the worker Deployment requests, or `None` without a cluster.
     pub desired: Option<i32>,
     pub ready: Option<i32>,
     pub pods: Vec<PodSummary>,
@@ -154,7 +154,7 @@ impl StatusView {
         });
     }
 
-    /// The view without history.
+    /// Builds the view without history.
     async fn current(&self) -> SystemStatus {
         let mut status = SystemStatus::default();
 
@@ -227,7 +227,7 @@ impl StatusView {
         status
     }
 
-    /// The full view, history included.
+    /// Builds the full view, history included.
     pub async fn status(&self) -> SystemStatus {
         let mut status = self.current().await;
         status.history = self

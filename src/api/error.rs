@@ -150,7 +150,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(source) if source.is_timeout() => {
-                warn!(error = %source, "redis did not answer in time");
+                warn!(error = %source, "redis did not respond in time");
                 // The command may still have run, so a retried POST needs the same key.
                 ApiError::Unavailable(
                     "the run store (Redis) did not answer in time, so the request may have taken effect; \

@@ -24,7 +24,7 @@ use crate::executor::output::OutputCapture;
 use crate::k8s::cluster::ApiCluster;
 use crate::run::Run;
 
-/// Longest wait between two log reads while following, in case a
+/// Maximum wait between two log reads while following, in case a
 /// notification was missed.
 const FOLLOW_RECHECK: Duration = Duration::from_millis(250);
 /// Store failures in a row (about 30 s of retries) after which a follow ends.

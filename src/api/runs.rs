@@ -295,7 +295,7 @@ pub async fn delete(
         &fields,
     );
 
-    // The store already says cancelled; stopping the program is best effort
+    // The store already records cancelled; stopping the program is best effort
     // here and bounded by the run's deadline otherwise.
     if let Err(error) = state.store.publish_cancel(&id).await {
         warn!(run_id = %id, %error, "publishing the cancellation failed; the program stops at its deadline");

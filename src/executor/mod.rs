@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 
 use crate::store::RunSpec;
 
-/// Why a dispatch did not happen.
+/// Reason a dispatch did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     /// Worth another try after a pause: an API or Redis outage, a 5xx, a 429.
@@ -37,7 +37,7 @@ pub trait Executor: Send + Sync + 'static {
     /// Short name stored with each run (`executor` field).
     fn name(&self) -> &'static str;
 
-    /// Whether a run keeps going after its worker dies (Kubernetes Jobs do). When
+    /// Tells whether a run keeps going after its worker dies (Kubernetes Jobs do). When
     /// it does not, other workers settle the dead worker's active runs.
     fn runs_outlive_worker(&self) -> bool {
         false
@@ -51,7 +51,7 @@ pub trait Executor: Send + Sync + 'static {
     /// processing list.
     async fn recover(&self, run: RunSpec) -> Result<(), DispatchError>;
 
-    /// Stops a run if this executor is running it. The store already says `cancelled`.
+    /// Stops a run if this executor is running it. The store already records `cancelled`.
     async fn cancel(&self, run_id: &str);
 
     /// Stops what is running when the worker shuts down, within `grace`.

@@ -11,8 +11,8 @@ use crate::metrics;
 /// Name of the container in runner Pods.
 pub const CONTAINER: &str = "runner";
 
-/// Reads up to `max_bytes` of a Pod's output as UTF-8 text; the flag says
-/// whether the output was longer and got cut.
+/// Reads up to `max_bytes` of a Pod's output as UTF-8 text. The returned flag
+/// is true when the output was longer and was cut.
 pub async fn read(
     pods: &Api<Pod>,
     pod: &str,

@@ -65,7 +65,7 @@ impl RunnerSettings {
     }
 }
 
-/// The Job of a run. Its deadline adds the start allowance to the program's
+/// Builds the Job of a run. Its deadline adds the start allowance to the program's
 /// timeout, because scheduling and image pull are not charged to the program.
 pub fn job(settings: &RunnerSettings, run: &RunSpec) -> Job {
     let name = object_name(&run.id);
@@ -229,8 +229,8 @@ pub fn job(settings: &RunnerSettings, run: &RunSpec) -> Job {
     }
 }
 
-/// The ConfigMap with the source (and stdin), owned by the Job so that it is
-/// deleted with it.
+/// Builds the ConfigMap with the source (and stdin), owned by the Job so that
+/// it is deleted with it.
 pub fn config_map(settings: &RunnerSettings, run: &RunSpec, job_uid: &str) -> ConfigMap {
     let name = object_name(&run.id);
     let mut data = BTreeMap::from([(run.language.source_file().to_string(), run.code.clone())]);

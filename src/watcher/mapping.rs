@@ -19,7 +19,7 @@ pub const FATAL_WAITING_REASONS: [&str; 5] = [
 /// when the program ignored it and got SIGKILL.
 const TIMEOUT_EXIT_CODES: [i32; 2] = [124, 137];
 
-/// What the cluster says about a run.
+/// State of a run as its Pod and Job report it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
     pub status: RunStatus,
@@ -42,7 +42,7 @@ impl Observation {
 }
 
 /// Maps the Pod (when one exists) and the Job of a run to its state. Returns
-/// `None` when they say nothing beyond `dispatched`.
+/// `None` when they report nothing beyond `dispatched`.
 pub fn observe(job: Option<&Job>, pod: Option<&Pod>) -> Option<Observation> {
     let from_pod = pod.and_then(observe_pod);
     let from_job = job.and_then(observe_job);

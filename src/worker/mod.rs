@@ -39,7 +39,7 @@ impl Worker {
     }
 
     /// Runs until `shutdown` fires, then stops taking runs, lets dispatches in
-    /// progress finish, puts back what it holds and returns.
+    /// progress finish, returns the ids it has not dispatched to the queue, and returns.
     pub async fn run(self, shutdown: CancellationToken) {
         let worker = Arc::new(self);
         info!(worker = %worker.worker_id, concurrency = worker.concurrency, executor = worker.executor.name(), "worker starting");
